@@ -16,9 +16,22 @@ export default tseslint.config(
     files: ['packages/engine/src/**/*.ts'],
     ignores: ['packages/engine/src/**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', 'fs', 'path', 'os', 'crypto', 'http'], message: '@gatehouse/engine is pure: no node: modules' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'crypto', 'http'],
+              message: '@gatehouse/engine is pure: no node: modules',
+            },
+          ],
+        },
+      ],
       'no-restricted-globals': ['error', { name: 'process', message: 'the engine takes no environment' }],
-      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'time is a parameter of the engine' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'time is a parameter of the engine' },
+      ],
     },
   },
 );

@@ -33,8 +33,14 @@ export function toBundlePayload(model: DomainModel, issuedAt: Date, expiresAt: D
     revision: model.revision ?? 0,
     issuedAt: issuedAt.toISOString(),
     expiresAt: expiresAt.toISOString(),
-    roles: (model.roles ?? []).map((r) => ({ name: r.name.toLowerCase(), trust: r.trust ? r.trust.toLowerCase() : null })),
-    groups: (model.groups ?? []).map((g) => ({ name: g.name.toLowerCase(), parent: g.parent ? g.parent.toLowerCase() : null })),
+    roles: (model.roles ?? []).map((r) => ({
+      name: r.name.toLowerCase(),
+      trust: r.trust ? r.trust.toLowerCase() : null,
+    })),
+    groups: (model.groups ?? []).map((g) => ({
+      name: g.name.toLowerCase(),
+      parent: g.parent ? g.parent.toLowerCase() : null,
+    })),
     policies: enabled
       ? (model.policies ?? [])
           .filter((p) => p.active !== false)
@@ -56,7 +62,11 @@ export function compileBundle(payload: BundlePayload): CompiledDomain {
     revision: payload.revision,
     roles: payload.roles.map((r) => ({ name: r.name, trust: r.trust })),
     groups: payload.groups.map((g) => ({ name: g.name, parent: g.parent })),
-    policies: payload.policies.map((p) => ({ name: p.name, version: p.version ?? undefined, assertions: p.assertions })),
+    policies: payload.policies.map((p) => ({
+      name: p.name,
+      version: p.version ?? undefined,
+      assertions: p.assertions,
+    })),
     resources: payload.resources,
   };
   return compileDomain(model, { revision: payload.revision, expiresAtMs });

@@ -24,7 +24,10 @@ export function principalProperties(p: PrincipalModel): Record<string, unknown> 
 }
 
 /** Builds a catalog from compiled domains and principals. */
-export function createCatalog(domains: readonly CompiledDomain[] = [], principals: readonly PrincipalModel[] = []): Catalog {
+export function createCatalog(
+  domains: readonly CompiledDomain[] = [],
+  principals: readonly PrincipalModel[] = [],
+): Catalog {
   return {
     domains: new Map(domains.map((d) => [d.name, d])),
     principals: new Map(principals.map((p) => [p.name.toLowerCase(), principalProperties(p)])),
@@ -90,7 +93,11 @@ function compileAll(
     const r = compileDomainCollecting(m);
     for (const is of r.issues) issues.push({ ...is, path: `domains[${i}].${is.path}` });
     if (byName.has(r.compiled.name)) {
-      issues.push({ path: `domains[${i}].name`, code: 'domain.duplicate', message: `domain "${r.compiled.name}" is defined twice` });
+      issues.push({
+        path: `domains[${i}].name`,
+        code: 'domain.duplicate',
+        message: `domain "${r.compiled.name}" is defined twice`,
+      });
     }
     byName.set(r.compiled.name, r.compiled);
     compiled.push(r.compiled);
@@ -115,7 +122,11 @@ function compileAll(
     for (const ref of d.references) {
       const groups = groupsOf(ref.domain);
       if (groups === undefined) {
-        issues.push({ path: `domains[${i}].${ref.path}`, code: 'domain.not_found', message: `domain "${ref.domain}" does not exist` });
+        issues.push({
+          path: `domains[${i}].${ref.path}`,
+          code: 'domain.not_found',
+          message: `domain "${ref.domain}" does not exist`,
+        });
       } else if (ref.kind === 'group' && ref.name !== undefined && !groups.has(ref.name)) {
         issues.push({
           path: `domains[${i}].${ref.path}`,
@@ -131,7 +142,11 @@ function compileAll(
     const problem = validatePrincipalName(name);
     if (problem) issues.push({ path: `principals[${i}].name`, code: problem.code, message: problem.message });
     else if (seen.has(name)) {
-      issues.push({ path: `principals[${i}].name`, code: 'principal.duplicate', message: `principal "${name}" is defined twice` });
+      issues.push({
+        path: `principals[${i}].name`,
+        code: 'principal.duplicate',
+        message: `principal "${name}" is defined twice`,
+      });
     }
     seen.add(name);
   });

@@ -275,10 +275,15 @@ export function compileDomainCollecting(
       trust = lower(r.trust);
       const tp = validateDomainName(trust);
       if (tp) issue(`roles[${i}].trust`, tp.code, tp.message);
-      else if (trust === domain) issue(`roles[${i}].trust`, 'role.trust_self', `role "${name}" cannot trust its own domain`);
+      else if (trust === domain)
+        issue(`roles[${i}].trust`, 'role.trust_self', `role "${name}" cannot trust its own domain`);
       else references.push({ path: `roles[${i}].trust`, kind: 'domain', domain: trust });
       if ((r.members ?? []).length > 0) {
-        issue(`roles[${i}].members`, 'role.delegated_members', `delegated role "${name}" (trust ${trust}) cannot have members`);
+        issue(
+          `roles[${i}].members`,
+          'role.delegated_members',
+          `delegated role "${name}" (trust ${trust}) cannot have members`,
+        );
       }
     }
     if (!np && !roles.has(name)) roles.set(name, { trust });
@@ -349,7 +354,11 @@ export function compileDomainCollecting(
     if (entry.expires !== undefined && entry.expires !== null) {
       const ms = typeof entry.expires === 'string' ? parseInstant(entry.expires) : undefined;
       if (ms === undefined) {
-        issue(`${path}.expires`, 'member.invalid_expires', `expires "${String(entry.expires)}" is not an RFC 3339 instant`);
+        issue(
+          `${path}.expires`,
+          'member.invalid_expires',
+          `expires "${String(entry.expires)}" is not an RFC 3339 instant`,
+        );
         return undefined;
       }
       expiresMs = ms;
@@ -370,18 +379,30 @@ export function compileDomainCollecting(
       }
     } else {
       if (owner === 'group' && kind === 'role') {
-        issue(`${path}.name`, 'member.invalid', `a group's members are principals; "${name}" is a role (nest groups with parent)`);
+        issue(
+          `${path}.name`,
+          'member.invalid',
+          `a group's members are principals; "${name}" is a role (nest groups with parent)`,
+        );
         return undefined;
       }
       if (owner === 'group' && kind === 'group') {
-        issue(`${path}.name`, 'member.invalid', `a group's members are principals; nest groups with parent instead of "${name}"`);
+        issue(
+          `${path}.name`,
+          'member.invalid',
+          `a group's members are principals; nest groups with parent instead of "${name}"`,
+        );
         return undefined;
       }
       try {
         const q = parseQualifiedName(kind, name);
         if (kind === 'role') {
           if (q.domain !== domain) {
-            issue(`${path}.name`, 'member.foreign_role', `role entries must name roles of the same domain (${domain}), not "${name}"`);
+            issue(
+              `${path}.name`,
+              'member.foreign_role',
+              `role entries must name roles of the same domain (${domain}), not "${name}"`,
+            );
             return undefined;
           }
           if (!roles.has(q.name)) {
@@ -524,7 +545,8 @@ export function compileDomainCollecting(
       const path = `policies[${i}].assertions[${j}]`;
       const before = issues.length;
       const effect = a.effect;
-      if (effect !== 'allow' && effect !== 'deny') issue(`${path}.effect`, 'assertion.invalid_effect', 'effect must be allow or deny');
+      if (effect !== 'allow' && effect !== 'deny')
+        issue(`${path}.effect`, 'assertion.invalid_effect', 'effect must be allow or deny');
       const action = lower(a.action);
       if (action.length === 0) issue(`${path}.action`, 'assertion.invalid_action', 'action is empty');
       else if (action.length > NAME_LIMITS.action) {
@@ -532,9 +554,17 @@ export function compileDomainCollecting(
       }
       const resource = lower(a.resource);
       if (resource.length === 0 || resource.indexOf(':') <= 0) {
-        issue(`${path}.resource`, 'assertion.invalid_resource', `resource "${truncate(resource)}" must be <domain>:<entity>`);
+        issue(
+          `${path}.resource`,
+          'assertion.invalid_resource',
+          `resource "${truncate(resource)}" must be <domain>:<entity>`,
+        );
       } else if (resource.length > NAME_LIMITS.resource) {
-        issue(`${path}.resource`, 'assertion.invalid_resource', `resource is longer than ${NAME_LIMITS.resource} characters`);
+        issue(
+          `${path}.resource`,
+          'assertion.invalid_resource',
+          `resource is longer than ${NAME_LIMITS.resource} characters`,
+        );
       }
       const subjects = [a.role, a.group, a.principal].filter((s) => s !== undefined && s !== null);
       if (subjects.length !== 1) {
@@ -550,16 +580,23 @@ export function compileDomainCollecting(
           const d = subject.slice(0, colon);
           const rest = subject.slice(colon + 1);
           if (d !== domain) {
-            issue(`${path}.role`, 'assertion.foreign_role', `an assertion may only name roles of its own domain (${domain}), not "${subject}"`);
+            issue(
+              `${path}.role`,
+              'assertion.foreign_role',
+              `an assertion may only name roles of its own domain (${domain}), not "${subject}"`,
+            );
           } else if (!rest.startsWith('role.')) {
             issue(`${path}.role`, 'role.invalid', `"${subject}" is not a role name`);
           }
           subject = rest.startsWith('role.') ? rest.slice(5) : rest;
         }
-        if (!hasGlobChars(subject)) {
+        if (issues.length > before) {
+          // Already reported: a foreign or malformed role name.
+        } else if (!hasGlobChars(subject)) {
           const np2 = validateShortName('role', subject);
           if (np2) issue(`${path}.role`, np2.code, np2.message);
-          else if (!roles.has(subject)) issue(`${path}.role`, 'role.not_found', `role "${subject}" is not a role of domain ${domain}`);
+          else if (!roles.has(subject))
+            issue(`${path}.role`, 'role.not_found', `role "${subject}" is not a role of domain ${domain}`);
         } else if (subject.length > NAME_LIMITS.shortName) {
           issue(`${path}.role`, 'role.too_long', `role glob is longer than ${NAME_LIMITS.shortName} characters`);
         }
@@ -570,7 +607,8 @@ export function compileDomainCollecting(
           subject = groupFullName(q.domain, q.name);
           groupDomains.add(q.domain);
           if (q.domain === domain) {
-            if (!groups.has(q.name)) issue(`${path}.group`, 'group.not_found', `group "${q.name}" is not a group of domain ${domain}`);
+            if (!groups.has(q.name))
+              issue(`${path}.group`, 'group.not_found', `group "${q.name}" is not a group of domain ${domain}`);
           } else references.push({ path: `${path}.group`, kind: 'group', domain: q.domain, name: q.name });
         } catch (err) {
           if (!(err instanceof NameError)) throw err;

@@ -6,7 +6,17 @@
 
 import { validateDomains, type ValidateOptions } from './catalog.js';
 import { MODEL_LIMITS, type ModelIssue } from './compile-domain.js';
-import { withBuiltins, type AssertionModel, type DomainModel, type GroupModel, type MemberEntry, type PolicyModel, type PrincipalModel, type ResourceModel, type RoleModel } from './model.js';
+import {
+  withBuiltins,
+  type AssertionModel,
+  type DomainModel,
+  type GroupModel,
+  type MemberEntry,
+  type PolicyModel,
+  type PrincipalModel,
+  type ResourceModel,
+  type RoleModel,
+} from './model.js';
 import { ADMIN_POLICY, ADMIN_ROLE } from './names.js';
 import { childPath, readSourceFile, type FileIssue, type SourceFile } from './source-file.js';
 
@@ -105,10 +115,16 @@ class Checker {
     const o = v as Obj;
     for (const k of Object.keys(o)) {
       if (!required.includes(k) && !optional.includes(k)) {
-        this.issue(childPath(path, k), 'config.unknown_field', `unknown field "${k}" (allowed: ${[...required, ...optional].join(', ')})`, true);
+        this.issue(
+          childPath(path, k),
+          'config.unknown_field',
+          `unknown field "${k}" (allowed: ${[...required, ...optional].join(', ')})`,
+          true,
+        );
       }
     }
-    for (const k of required) if (o[k] === undefined || o[k] === null) this.issue(path, 'config.missing_field', `missing field "${k}"`);
+    for (const k of required)
+      if (o[k] === undefined || o[k] === null) this.issue(path, 'config.missing_field', `missing field "${k}"`);
     return o;
   }
 
@@ -185,7 +201,8 @@ function member(c: Checker, v: unknown, path: string): MemberEntry | undefined {
   if (disabled !== undefined) e.disabled = disabled;
   const state = c.string(o.state, childPath(path, 'state'));
   if (state !== undefined) {
-    if (state !== 'approved' && state !== 'pending') c.issue(childPath(path, 'state'), 'config.invalid', 'state must be approved or pending');
+    if (state !== 'approved' && state !== 'pending')
+      c.issue(childPath(path, 'state'), 'config.invalid', 'state must be approved or pending');
     else e.state = state;
   }
   const inc = c.boolean(o.includeSubgroups, childPath(path, 'includeSubgroups'));
@@ -194,7 +211,12 @@ function member(c: Checker, v: unknown, path: string): MemberEntry | undefined {
 }
 
 function assertion(c: Checker, v: unknown, path: string): AssertionModel | undefined {
-  const o = c.object(v, path, ['effect', 'action', 'resource'], ['role', 'group', 'principal', 'includeSubgroups', 'requires', 'condition']);
+  const o = c.object(
+    v,
+    path,
+    ['effect', 'action', 'resource'],
+    ['role', 'group', 'principal', 'includeSubgroups', 'requires', 'condition'],
+  );
   if (!o) return undefined;
   const effect = c.string(o.effect, childPath(path, 'effect'));
   if (effect !== undefined && effect !== 'allow' && effect !== 'deny') {
@@ -218,19 +240,24 @@ function assertion(c: Checker, v: unknown, path: string): AssertionModel | undef
 }
 
 function domain(c: Checker, v: unknown, path: string): DomainConfig | undefined {
-  const o = c.object(v, path, ['name'], [
-    'description',
-    'admins',
-    'attributes',
-    'enabled',
-    'groups',
-    'roles',
-    'policies',
-    'resources',
-    'services',
-    'apis',
-    'clients',
-  ]);
+  const o = c.object(
+    v,
+    path,
+    ['name'],
+    [
+      'description',
+      'admins',
+      'attributes',
+      'enabled',
+      'groups',
+      'roles',
+      'policies',
+      'resources',
+      'services',
+      'apis',
+      'clients',
+    ],
+  );
   if (!o) return undefined;
   const d: DomainConfig = {
     name: c.string(o.name, childPath(path, 'name')) ?? '',
@@ -252,7 +279,11 @@ function domain(c: Checker, v: unknown, path: string): DomainConfig | undefined 
       if (!r) return undefined;
       const out: RoleModel = { name: c.string(r.name, childPath(p, 'name')) ?? '' };
       if (out.name.toLowerCase() === ADMIN_ROLE) {
-        c.issue(childPath(p, 'name'), 'config.reserved', 'the role "admin" is built in: list its members under the domain\'s admins');
+        c.issue(
+          childPath(p, 'name'),
+          'config.reserved',
+          'the role "admin" is built in: list its members under the domain\'s admins',
+        );
       }
       const desc = c.string(r.description, childPath(p, 'description'), CONFIG_LIMITS.description);
       if (desc !== undefined) out.description = desc;
@@ -265,7 +296,8 @@ function domain(c: Checker, v: unknown, path: string): DomainConfig | undefined 
       const pol = c.object(x, p, ['name'], ['description', 'version', 'active', 'assertions']);
       if (!pol) return undefined;
       const out: PolicyModel = { name: c.string(pol.name, childPath(p, 'name')) ?? '', assertions: [] };
-      if (out.name.toLowerCase() === ADMIN_POLICY) c.issue(childPath(p, 'name'), 'config.reserved', 'the policy "admin" is built in');
+      if (out.name.toLowerCase() === ADMIN_POLICY)
+        c.issue(childPath(p, 'name'), 'config.reserved', 'the policy "admin" is built in');
       const desc = c.string(pol.description, childPath(p, 'description'), CONFIG_LIMITS.description);
       if (desc !== undefined) out.description = desc;
       const version = c.string(pol.version, childPath(p, 'version'), 64);
@@ -273,14 +305,21 @@ function domain(c: Checker, v: unknown, path: string): DomainConfig | undefined 
       const active = c.boolean(pol.active, childPath(p, 'active'));
       if (active !== undefined) out.active = active;
       if (Array.isArray(pol.assertions) && pol.assertions.length > MODEL_LIMITS.assertionsPerPolicy) {
-        c.issue(childPath(p, 'assertions'), 'limit.assertions', `at most ${MODEL_LIMITS.assertionsPerPolicy} assertions per policy`);
+        c.issue(
+          childPath(p, 'assertions'),
+          'limit.assertions',
+          `at most ${MODEL_LIMITS.assertionsPerPolicy} assertions per policy`,
+        );
       } else out.assertions = c.list(pol.assertions, childPath(p, 'assertions'), (a, ap) => assertion(c, a, ap));
       return out;
     }),
     resources: c.list(o.resources, childPath(path, 'resources'), (x, p) => {
       const r = c.object(x, p, ['type', 'id'], ['properties']);
       if (!r) return undefined;
-      const out: ResourceModel = { type: c.string(r.type, childPath(p, 'type')) ?? '', id: c.string(r.id, childPath(p, 'id')) ?? '' };
+      const out: ResourceModel = {
+        type: c.string(r.type, childPath(p, 'type')) ?? '',
+        id: c.string(r.id, childPath(p, 'id')) ?? '',
+      };
       const props = c.record(r.properties, childPath(p, 'properties'));
       if (props !== undefined) out.properties = props;
       return out;
@@ -293,7 +332,8 @@ function domain(c: Checker, v: unknown, path: string): DomainConfig | undefined 
       if (desc !== undefined) out.description = desc;
       const secret = c.string(s.secret, childPath(p, 'secret'), CONFIG_LIMITS.secret);
       if (secret !== undefined) out.secret = secret;
-      if (s.publicKeys !== undefined) out.publicKeys = c.list(s.publicKeys, childPath(p, 'publicKeys'), (k, kp) => c.record(k, kp));
+      if (s.publicKeys !== undefined)
+        out.publicKeys = c.list(s.publicKeys, childPath(p, 'publicKeys'), (k, kp) => c.record(k, kp));
       return out;
     }),
     apis: c.list(o.apis, childPath(path, 'apis'), (x, p) => {
@@ -309,7 +349,12 @@ function domain(c: Checker, v: unknown, path: string): DomainConfig | undefined 
       return out;
     }),
     clients: c.list(o.clients, childPath(path, 'clients'), (x, p) => {
-      const cl = c.object(x, p, ['clientId', 'type'], ['name', 'secret', 'redirectUris', 'postLogoutRedirectUris', 'grantTypes', 'firstParty']);
+      const cl = c.object(
+        x,
+        p,
+        ['clientId', 'type'],
+        ['name', 'secret', 'redirectUris', 'postLogoutRedirectUris', 'grantTypes', 'firstParty'],
+      );
       if (!cl) return undefined;
       const type = c.string(cl.type, childPath(p, 'type'));
       if (type !== undefined && type !== 'public' && type !== 'confidential') {
@@ -338,7 +383,12 @@ function domain(c: Checker, v: unknown, path: string): DomainConfig | undefined 
 }
 
 function user(c: Checker, v: unknown, path: string): UserConfig | undefined {
-  const o = c.object(v, path, ['name'], ['password', 'passwordHash', 'email', 'displayName', 'externalIds', 'attributes']);
+  const o = c.object(
+    v,
+    path,
+    ['name'],
+    ['password', 'passwordHash', 'email', 'displayName', 'externalIds', 'attributes'],
+  );
   if (!o) return undefined;
   const u: UserConfig = { name: c.string(o.name, childPath(path, 'name')) ?? '' };
   for (const k of ['password', 'passwordHash', 'email', 'displayName'] as const) {
@@ -379,10 +429,11 @@ export function userConfigToPrincipal(u: UserConfig): PrincipalModel {
 export function modelIssuesToFileIssues(src: SourceFile, issues: readonly ModelIssue[]): FileIssue[] {
   return issues.map((is) => {
     // Issues on the built-in role and policy (appended after the file's own) point at the domain.
-    const p = src.positionOf(is.path);
+    const inText = is.position !== undefined && is.path.endsWith('.condition');
+    const p = inText ? src.textPositionOf(is.path) : src.positionOf(is.path);
     let line = p.line;
     let column = p.column;
-    if (is.position && is.path.endsWith('.condition')) {
+    if (inText && is.position) {
       // Point into the expression when it sits on one line after its key.
       if (is.position.line === 1) column += is.position.column - 1;
       else {
@@ -423,7 +474,10 @@ export function readConfigFile(file: string, text: string): ParsedConfig & { sou
  * Maps issues of validateDomains over the files' domains and principals, concatenated in order,
  * back to each file with line and column.
  */
-export function mapModelIssues(files: readonly (ParsedConfig & { source: SourceFile })[], issues: readonly ModelIssue[]): FileIssue[] {
+export function mapModelIssues(
+  files: readonly (ParsedConfig & { source: SourceFile })[],
+  issues: readonly ModelIssue[],
+): FileIssue[] {
   const out: FileIssue[] = [];
   for (const is of issues) {
     const m = /^(domains|principals)\[(\d+)\](.*)$/.exec(is.path);
@@ -440,7 +494,8 @@ export function mapModelIssues(files: readonly (ParsedConfig & { source: SourceF
       // The admin role (appended after the file's own roles) takes its members from `admins`.
       const admin = /^domains\[(\d+)\]\.roles\[(\d+)\]\.members\[(\d+)\](.*)$/.exec(path);
       const dc = admin ? f.config.domains[Number(admin[1])] : undefined;
-      if (admin && dc && Number(admin[2]) === dc.roles.length) path = `domains[${admin[1]}].admins[${admin[3]}]${admin[4]}`;
+      if (admin && dc && Number(admin[2]) === dc.roles.length)
+        path = `domains[${admin[1]}].admins[${admin[3]}]${admin[4]}`;
       out.push(...modelIssuesToFileIssues(f.source, [{ ...is, path }]));
       break;
     }
@@ -452,16 +507,23 @@ export function mapModelIssues(files: readonly (ParsedConfig & { source: SourceF
  * Parses and validates a config file. Never throws: every problem is an issue with its
  * position. `options` names what exists outside the file (the store), for references.
  */
-export function parseConfigFile(file: string, text: string, options: Omit<ValidateOptions, 'principals'> = {}): ParsedConfig {
+export function parseConfigFile(
+  file: string,
+  text: string,
+  options: Omit<ValidateOptions, 'principals'> = {},
+): ParsedConfig {
   const read = readConfigFile(file, text);
   if (read.issues.length === 0) {
     const modelIssues = validateDomains(read.domains, { ...options, principals: read.principals });
     read.issues.push(...mapModelIssues([read], modelIssues));
   }
+  read.issues.sort((a, b) => a.line - b.line || a.column - b.column);
   return { config: read.config, domains: read.domains, principals: read.principals, issues: read.issues };
 }
 
 /** Formats file issues one per line: `file:line:column: path: message (code)`. */
 export function formatFileIssues(issues: readonly FileIssue[]): string {
-  return issues.map((i) => `${i.file}:${i.line}:${i.column}: ${i.path ? `${i.path}: ` : ''}${i.message} (${i.code})`).join('\n');
+  return issues
+    .map((i) => `${i.file}:${i.line}:${i.column}: ${i.path ? `${i.path}: ` : ''}${i.message} (${i.code})`)
+    .join('\n');
 }

@@ -33,13 +33,7 @@ export interface DecideOptions {
 
 /** Why: `allow`, `deny` (a deny assertion matched), `no_match`, or an error code. */
 export type DecisionCode =
-  | 'allow'
-  | 'deny'
-  | 'no_match'
-  | 'action.invalid'
-  | 'resource.invalid'
-  | 'domain.not_found'
-  | 'domain.disabled';
+  'allow' | 'deny' | 'no_match' | 'action.invalid' | 'resource.invalid' | 'domain.not_found' | 'domain.disabled';
 
 /** A decision and its reason. */
 export interface Decision {
@@ -128,7 +122,15 @@ export function assertionRef(a: CompiledAssertion): AssertionRef {
 
 type Visit = (a: CompiledAssertion, matchedAs: string, path: readonly PathStep[] | undefined) => boolean;
 
-function scanResources(ri: ResourceIndex, action: string, resource: string, checkAction: boolean, matchedAs: string, path: readonly PathStep[] | undefined, visit: Visit): boolean {
+function scanResources(
+  ri: ResourceIndex,
+  action: string,
+  resource: string,
+  checkAction: boolean,
+  matchedAs: string,
+  path: readonly PathStep[] | undefined,
+  visit: Visit,
+): boolean {
   const len = resource.length;
   for (const l of ri.lengths) {
     if (l > len) break;
@@ -271,7 +273,13 @@ const ERROR_STATUS: Partial<Record<DecisionCode, number>> = {
   'domain.disabled': 403,
 };
 
-function errorDecision(code: DecisionCode, message: string, request: DecisionRequest, explain: boolean, domain?: string): Decision {
+function errorDecision(
+  code: DecisionCode,
+  message: string,
+  request: DecisionRequest,
+  explain: boolean,
+  domain?: string,
+): Decision {
   const d: Decision = { decision: 'error', code, message, status: ERROR_STATUS[code] ?? 400 };
   if (domain !== undefined) d.domain = domain;
   if (explain) {
@@ -315,13 +323,19 @@ export function decide(catalog: Catalog, request: DecisionRequest, options: Deci
   const resource = request.resource.toLowerCase();
   const parts = splitResource(resource);
   if (parts === undefined) {
-    return errorDecision('resource.invalid', `resource "${request.resource}" is not <domain>:<entity>`, request, explain);
+    return errorDecision(
+      'resource.invalid',
+      `resource "${request.resource}" is not <domain>:<entity>`,
+      request,
+      explain,
+    );
   }
   const d = catalog.domains.get(parts.domain);
   if (d === undefined) {
     return errorDecision('domain.not_found', `domain "${parts.domain}" does not exist`, request, explain, parts.domain);
   }
-  if (!d.enabled) return errorDecision('domain.disabled', `domain "${parts.domain}" is disabled`, request, explain, parts.domain);
+  if (!d.enabled)
+    return errorDecision('domain.disabled', `domain "${parts.domain}" is disabled`, request, explain, parts.domain);
   const nowMs = toMs(options.now);
   const principal = request.principal.toLowerCase();
   const view = resolveSubject(catalog, d, principal, nowMs, explain);
@@ -367,6 +381,10 @@ export function decide(catalog: Catalog, request: DecisionRequest, options: Deci
 }
 
 /** The same as decide with `explain: true`; the explanation is always present. */
-export function explain(catalog: Catalog, request: DecisionRequest, options: Omit<DecideOptions, 'explain'>): Decision & { explanation: Explanation } {
+export function explain(
+  catalog: Catalog,
+  request: DecisionRequest,
+  options: Omit<DecideOptions, 'explain'>,
+): Decision & { explanation: Explanation } {
   return decide(catalog, request, { ...options, explain: true }) as Decision & { explanation: Explanation };
 }

@@ -28,9 +28,13 @@ export interface ListError {
   message: string;
 }
 
-function resolveDomain(catalog: Catalog, resource: string): { d: CompiledDomain; parts: NonNullable<ReturnType<typeof splitResource>> } | ListError {
+function resolveDomain(
+  catalog: Catalog,
+  resource: string,
+): { d: CompiledDomain; parts: NonNullable<ReturnType<typeof splitResource>> } | ListError {
   const parts = splitResource(resource);
-  if (parts === undefined) return { error: 'resource.invalid', message: `resource "${resource}" is not <domain>:<entity>` };
+  if (parts === undefined)
+    return { error: 'resource.invalid', message: `resource "${resource}" is not <domain>:<entity>` };
   const d = catalog.domains.get(parts.domain);
   if (d === undefined) return { error: 'domain.not_found', message: `domain "${parts.domain}" does not exist` };
   if (!d.enabled) return { error: 'domain.disabled', message: `domain "${parts.domain}" is disabled` };
@@ -72,7 +76,16 @@ export function listActions(
     if (!a.condition) return true;
     let input = inputs.get(action);
     if (!input) {
-      input = conditionInput(parts, resource, principal, catalog.principals.get(principal), d.resources.get(parts.entity), request, action, nowMs);
+      input = conditionInput(
+        parts,
+        resource,
+        principal,
+        catalog.principals.get(principal),
+        d.resources.get(parts.entity),
+        request,
+        action,
+        nowMs,
+      );
       inputs.set(action, input);
     }
     return a.condition.evaluate(input);
@@ -88,14 +101,20 @@ export function listActions(
     if (allows.some((a) => a.action.matches(name) && condition(a, name) === true)) actions.push(name);
   }
   const allowPatterns = [
-    ...new Set(allows.filter((a) => hasGlobChars(a.action.source) && condition(a, a.action.source) === true).map((a) => a.action.source)),
+    ...new Set(
+      allows
+        .filter((a) => hasGlobChars(a.action.source) && condition(a, a.action.source) === true)
+        .map((a) => a.action.source),
+    ),
   ];
   const denyPatterns = [
     ...new Set(
       denies
         .filter((a) => condition(a, a.action.source) !== false)
         .map((a) => a.action.source)
-        .filter((p) => allowPatterns.some((ap) => globsIntersect(ap, p)) || actions.some((x) => compileGlob(p).matches(x))),
+        .filter(
+          (p) => allowPatterns.some((ap) => globsIntersect(ap, p)) || actions.some((x) => compileGlob(p).matches(x)),
+        ),
     ),
   ];
   return { actions: actions.sort(), allowPatterns: allowPatterns.sort(), denyPatterns: denyPatterns.sort() };
@@ -148,7 +167,9 @@ export function listResources(
       const conditional = a.condition !== undefined;
       m.set(a.resource.source, (m.get(a.resource.source) ?? true) && conditional);
     }
-    return [...m].map(([pattern, conditional]) => ({ pattern, conditional })).sort((x, y) => (x.pattern < y.pattern ? -1 : x.pattern > y.pattern ? 1 : 0));
+    return [...m]
+      .map(([pattern, conditional]) => ({ pattern, conditional }))
+      .sort((x, y) => (x.pattern < y.pattern ? -1 : x.pattern > y.pattern ? 1 : 0));
   };
   const allAllow = merge(candidates.filter((a) => a.effect === 'allow'));
   const allDeny = merge(candidates.filter((a) => a.effect === 'deny'));

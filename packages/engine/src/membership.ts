@@ -40,12 +40,7 @@ function expiresText(ms: number): { expires?: string } {
   return ms === Number.POSITIVE_INFINITY ? {} : { expires: new Date(ms).toISOString() };
 }
 
-function addHeld(
-  into: Map<string, Held>,
-  key: string,
-  until: number,
-  path: readonly PathStep[] | undefined,
-): boolean {
+function addHeld(into: Map<string, Held>, key: string, until: number, path: readonly PathStep[] | undefined): boolean {
   const prev = into.get(key);
   if (prev !== undefined && prev.until >= until) return false;
   into.set(key, { until, path });
@@ -180,7 +175,10 @@ export function resolveSubject(
           ref.target,
           Math.min(ref.expiresMs, held.until),
           withPaths
-            ? [{ via: 'group', role: ref.target, group: full, includeSubgroups: ref.includeSubgroups }, ...(held.path ?? [])]
+            ? [
+                { via: 'group', role: ref.target, group: full, includeSubgroups: ref.includeSubgroups },
+                ...(held.path ?? []),
+              ]
             : undefined,
         );
       }
@@ -249,7 +247,8 @@ function assumeRole(
   | undefined {
   const view = resolveSubject(catalog, t, principal, nowMs, withPaths, false);
   let denied = false;
-  let best: { until: number; path: readonly PathStep[] | undefined; a: CompiledAssertion; heldRole: string } | undefined;
+  let best:
+    { until: number; path: readonly PathStep[] | undefined; a: CompiledAssertion; heldRole: string } | undefined;
   forEachBucket(t, view, (bucket, heldRole, until, path) => {
     for (const a of bucket.assertions) {
       if (!a.action.matches('assume_role') || !a.resource.matches(roleName)) continue;
@@ -266,7 +265,12 @@ function assumeRole(
     return false;
   });
   if (denied || !best) return undefined;
-  const found = best as { until: number; path: readonly PathStep[] | undefined; a: CompiledAssertion; heldRole: string };
+  const found = best as {
+    until: number;
+    path: readonly PathStep[] | undefined;
+    a: CompiledAssertion;
+    heldRole: string;
+  };
   return {
     until: found.until,
     path: found.path,

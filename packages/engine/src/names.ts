@@ -98,13 +98,7 @@ export function validatePrincipalName(name: string): NameProblem | undefined {
 /** Checks a principal pattern of a member entry (`user.*`, `*`, `user.joe`). */
 export function validatePrincipalPattern(pattern: string): NameProblem | undefined {
   if (pattern === '*') return undefined;
-  const problem = dottedProblem(
-    'principal',
-    pattern,
-    NAME_LIMITS.principal,
-    PATTERN_LABEL,
-    '[a-z0-9_*?][a-z0-9_*?-]*',
-  );
+  const problem = dottedProblem('principal', pattern, NAME_LIMITS.principal, PATTERN_LABEL, '[a-z0-9_*?][a-z0-9_*?-]*');
   if (problem) return problem;
   if (!pattern.includes('.') && !/[*?]/.test(pattern)) {
     return {

@@ -19,7 +19,12 @@ export type PermissionsClaim = [Record<string, Record<string, string[]>>] | [];
  * The permissions claim of `principal` in `domain` at `now`. Returns `[]` when the domain does
  * not exist, is disabled, or grants nothing listable.
  */
-export function permissionsFor(catalog: Catalog, principal: string, domain: string, now: Date | number): PermissionsClaim {
+export function permissionsFor(
+  catalog: Catalog,
+  principal: string,
+  domain: string,
+  now: Date | number,
+): PermissionsClaim {
   const d = catalog.domains.get(domain.toLowerCase());
   if (d === undefined || !d.enabled) return [];
   const view = resolveSubject(catalog, d, principal.toLowerCase(), toMs(now), false);

@@ -72,14 +72,17 @@ const CASE_FIELDS = [
 /** Resolves `rel` against the folder of `file` (POSIX separators; absolute paths kept). */
 export function resolveRelative(file: string, rel: string): string {
   if (rel.startsWith('/')) return rel;
-  const slash = file.lastIndexOf('/');
-  const parts = (slash < 0 ? '' : file.slice(0, slash)).split('/').filter((p, i) => p !== '' || i === 0);
+  const absolute = file.startsWith('/');
+  const parts = file
+    .split('/')
+    .slice(0, -1)
+    .filter((p) => p !== '' && p !== '.');
   for (const seg of rel.split('/')) {
-    if (seg === '..' && parts.length > 0 && parts[parts.length - 1] !== '..' && parts[parts.length - 1] !== '') parts.pop();
-    else if (seg !== '.' && seg !== '') parts.push(seg);
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..' && parts.length > 0 && parts[parts.length - 1] !== '..') parts.pop();
+    else if (seg !== '..' || !absolute) parts.push(seg);
   }
-  const joined = parts.join('/');
-  return joined === '' ? '.' : joined;
+  return `${absolute ? '/' : ''}${parts.join('/')}`;
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
@@ -119,7 +122,8 @@ export function runPolicyTestFile(file: string, text: string, options: PolicyTes
     return report;
   }
   for (const k of Object.keys(root)) {
-    if (!['config', 'now', 'tests', 'clockSkewSeconds'].includes(k)) issue(k, 'config.unknown_field', `unknown field "${k}"`);
+    if (!['config', 'now', 'tests', 'clockSkewSeconds'].includes(k))
+      issue(k, 'config.unknown_field', `unknown field "${k}"`);
   }
   const configs = typeof root.config === 'string' ? [root.config] : root.config;
   if (!Array.isArray(configs) || configs.some((c) => typeof c !== 'string')) {
@@ -128,7 +132,8 @@ export function runPolicyTestFile(file: string, text: string, options: PolicyTes
   const fileNow = root.now === undefined ? undefined : instant(root.now);
   if (root.now !== undefined && fileNow === undefined) issue('now', 'test.invalid', 'now must be an RFC 3339 instant');
   const skew = root.clockSkewSeconds ?? 0;
-  if (typeof skew !== 'number' || skew < 0) issue('clockSkewSeconds', 'test.invalid', 'clockSkewSeconds must be a number of seconds');
+  if (typeof skew !== 'number' || skew < 0)
+    issue('clockSkewSeconds', 'test.invalid', 'clockSkewSeconds must be a number of seconds');
   if (!Array.isArray(root.tests)) issue('tests', 'test.invalid', 'tests must be a list');
   if (report.issues.length > 0) return report;
 
@@ -139,7 +144,11 @@ export function runPolicyTestFile(file: string, text: string, options: PolicyTes
     try {
       configText = options.readFile(path);
     } catch (err) {
-      issue(childPath('config', i), 'test.config_unreadable', `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      issue(
+        childPath('config', i),
+        'test.config_unreadable',
+        `cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`,
+      );
       continue;
     }
     const read = readConfigFile(path, configText);
@@ -180,13 +189,23 @@ export function runPolicyTestFile(file: string, text: string, options: PolicyTes
       actionProperties: obj('actionProperties'),
     };
     const expectations = ['expect', 'expectActions', 'expectRoles', 'expectStatus'].filter((k) => t[k] !== undefined);
-    if (expectations.length !== 1) return fail('a case has exactly one of expect, expectActions, expectRoles, expectStatus');
+    if (expectations.length !== 1)
+      return fail('a case has exactly one of expect, expectActions, expectRoles, expectStatus');
     if (t.token !== undefined || t.expectStatus !== undefined) {
       const token = obj('token');
       if (!token || typeof t.expectStatus !== 'string') return fail('a token case needs token and expectStatus');
-      if (!TOKEN_STATUSES.includes(t.expectStatus as TokenStatus)) return fail(`expectStatus must be one of ${TOKEN_STATUSES.join(', ')}`);
-      const claims = { ...token, exp: seconds(token.exp), iat: token.iat === undefined ? undefined : seconds(token.iat) };
-      const r = decideToken(tokenCatalog, claims, str('action'), str('resource'), { now: nowMs, clockSkewSeconds: skew as number, ...props });
+      if (!TOKEN_STATUSES.includes(t.expectStatus as TokenStatus))
+        return fail(`expectStatus must be one of ${TOKEN_STATUSES.join(', ')}`);
+      const claims = {
+        ...token,
+        exp: seconds(token.exp),
+        iat: token.iat === undefined ? undefined : seconds(token.iat),
+      };
+      const r = decideToken(tokenCatalog, claims, str('action'), str('resource'), {
+        now: nowMs,
+        clockSkewSeconds: skew as number,
+        ...props,
+      });
       if (r.status !== t.expectStatus) return fail(`expected ${String(t.expectStatus)}, got ${r.status}: ${r.reason}`);
       report.passed++;
       return;
@@ -198,23 +217,43 @@ export function runPolicyTestFile(file: string, text: string, options: PolicyTes
       const m = resolveTokenClaims(catalog, str('principal'), domain, nowMs);
       if (!m) return fail(`domain ${domain} does not exist or is disabled`);
       const got = m.roles.map((r) => r.slice(r.indexOf(':role.') + 6));
-      if (!sameSet(got, expected.map((x) => x.toLowerCase()))) return fail(`expected roles [${expected.join(', ')}], got [${got.join(', ')}]`);
+      if (
+        !sameSet(
+          got,
+          expected.map((x) => x.toLowerCase()),
+        )
+      )
+        return fail(`expected roles [${expected.join(', ')}], got [${got.join(', ')}]`);
       report.passed++;
       return;
     }
     if (t.expectActions !== undefined) {
       const expected = Array.isArray(t.expectActions) ? t.expectActions.map(String) : undefined;
       if (!expected) return fail('expectActions must be a list');
-      const r = listActions(catalog, { principal: str('principal'), resource: str('resource'), ...props }, { now: nowMs });
+      const r = listActions(
+        catalog,
+        { principal: str('principal'), resource: str('resource'), ...props },
+        { now: nowMs },
+      );
       if ('error' in r) return fail(`listing failed: ${r.error}: ${r.message}`);
       const got = [...r.actions, ...r.allowPatterns];
-      if (!sameSet(got, expected.map((x) => x.toLowerCase()))) return fail(`expected actions [${expected.join(', ')}], got [${got.join(', ')}]`);
+      if (
+        !sameSet(
+          got,
+          expected.map((x) => x.toLowerCase()),
+        )
+      )
+        return fail(`expected actions [${expected.join(', ')}], got [${got.join(', ')}]`);
       report.passed++;
       return;
     }
     const expect = String(t.expect);
     if (!/^(allow|deny|error:[a-z_.]+)$/.test(expect)) return fail('expect must be allow, deny or error:<code>');
-    const d = decide(catalog, { principal: str('principal'), action: str('action'), resource: str('resource'), ...props }, { now: nowMs, explain: true });
+    const d = decide(
+      catalog,
+      { principal: str('principal'), action: str('action'), resource: str('resource'), ...props },
+      { now: nowMs, explain: true },
+    );
     const got = d.decision === 'error' ? `error:${d.code}` : d.decision;
     if (got !== expect) return fail(`expected ${expect}, got ${got}: ${d.explanation?.summary ?? d.message ?? ''}`);
     report.passed++;

@@ -34,6 +34,8 @@ export interface SourceFile {
   positionOf(path: string): SourcePosition;
   /** Where the key of the value at `path` starts (for unknown or duplicate fields). */
   keyPositionOf(path: string): SourcePosition;
+  /** Where the text of the string at `path` starts: after its opening quote, if any. */
+  textPositionOf(path: string): SourcePosition;
 }
 
 /** Joins a path and a child key or index. */
@@ -68,28 +70,53 @@ export function readSourceFile(file: string, text: string): SourceFile {
     }
   };
   const keyPositionOf = (path: string): SourcePosition => keyPositions.get(path) ?? positionOf(path);
+  const quoted = new Set<string>();
+  const textPositionOf = (path: string): SourcePosition => {
+    const p = positionOf(path);
+    return quoted.has(path) ? { line: p.line, column: p.column + 1 } : p;
+  };
   if (text.length > FILE_LIMITS.bytes) {
-    issues.push({ file, line: 1, column: 1, path: '', code: 'file.too_large', message: `file is larger than ${FILE_LIMITS.bytes} bytes` });
-    return { file, value: undefined, issues, positionOf, keyPositionOf };
+    issues.push({
+      file,
+      line: 1,
+      column: 1,
+      path: '',
+      code: 'file.too_large',
+      message: `file is larger than ${FILE_LIMITS.bytes} bytes`,
+    });
+    return { file, value: undefined, issues, positionOf, keyPositionOf, textPositionOf };
   }
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   for (const e of doc.errors) {
     const p = at(e.pos[0]);
     issues.push({ file, ...p, path: '', code: 'file.syntax', message: e.message.split('\n')[0] ?? e.message });
   }
-  if (issues.length > 0) return { file, value: undefined, issues, positionOf, keyPositionOf };
+  if (issues.length > 0) return { file, value: undefined, issues, positionOf, keyPositionOf, textPositionOf };
   let aliases = 0;
   let nodes = 0;
   const convert = (node: unknown, path: string, depth: number): unknown => {
     // Bounds what aliases can blow up to ("billion laughs").
     if (++nodes > FILE_LIMITS.nodes) {
       if (nodes === FILE_LIMITS.nodes + 1) {
-        issues.push({ file, line: 1, column: 1, path, code: 'file.too_large', message: `more than ${FILE_LIMITS.nodes} values` });
+        issues.push({
+          file,
+          line: 1,
+          column: 1,
+          path,
+          code: 'file.too_large',
+          message: `more than ${FILE_LIMITS.nodes} values`,
+        });
       }
       return undefined;
     }
     if (depth > FILE_LIMITS.depth) {
-      issues.push({ file, ...positionOf(path), path, code: 'file.too_deep', message: `nested more than ${FILE_LIMITS.depth} levels` });
+      issues.push({
+        file,
+        ...positionOf(path),
+        path,
+        code: 'file.too_deep',
+        message: `nested more than ${FILE_LIMITS.depth} levels`,
+      });
       return undefined;
     }
     if (node === null || node === undefined) return null;
@@ -97,12 +124,21 @@ export function readSourceFile(file: string, text: string): SourceFile {
     if (n.range) positions.set(path, at(n.range[0]));
     if (isAlias(n)) {
       if (++aliases > FILE_LIMITS.aliases) {
-        issues.push({ file, ...positionOf(path), path, code: 'file.too_many_aliases', message: `more than ${FILE_LIMITS.aliases} aliases` });
+        issues.push({
+          file,
+          ...positionOf(path),
+          path,
+          code: 'file.too_many_aliases',
+          message: `more than ${FILE_LIMITS.aliases} aliases`,
+        });
         return undefined;
       }
       return convert(n.resolve(doc), path, depth + 1);
     }
-    if (isScalar(n)) return n.value;
+    if (isScalar(n)) {
+      if (n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') quoted.add(path);
+      return n.value;
+    }
     if (isSeq(n)) return n.items.map((item, i) => convert(item, childPath(path, i), depth + 1));
     if (isMap(n)) {
       const out: Record<string, unknown> = {};
@@ -113,12 +149,17 @@ export function readSourceFile(file: string, text: string): SourceFile {
         const p = childPath(path, key);
         if (keyNode?.range) keyPositions.set(p, at(keyNode.range[0]));
         if (!pair.value && keyNode?.range) positions.set(p, at(keyNode.range[0]));
-        Object.defineProperty(out, key, { value: convert(pair.value, p, depth + 1), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(out, key, {
+          value: convert(pair.value, p, depth + 1),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return out;
     }
     return null;
   };
   const value = convert(doc.contents, '', 0);
-  return { file, value, issues, positionOf, keyPositionOf };
+  return { file, value, issues, positionOf, keyPositionOf, textPositionOf };
 }

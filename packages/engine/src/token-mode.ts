@@ -43,7 +43,10 @@ export interface TokenClaims {
 }
 
 /** Options of a token-mode decision. */
-export interface TokenDecideOptions extends Pick<DecisionRequest, 'context' | 'subjectProperties' | 'resourceProperties' | 'actionProperties'> {
+export interface TokenDecideOptions extends Pick<
+  DecisionRequest,
+  'context' | 'subjectProperties' | 'resourceProperties' | 'actionProperties'
+> {
   now: Date | number;
   /** Allowed clock skew for `exp` and `iat`; default 0. */
   clockSkewSeconds?: number | undefined;
@@ -95,7 +98,8 @@ export function decideToken(
 ): TokenDecision {
   const nowMs = toMs(options.now);
   const skewMs = Math.max(0, options.clockSkewSeconds ?? 0) * 1000;
-  if (claims === null || typeof claims !== 'object') return deny('DENY_TOKEN_INVALID', 'token claims are not an object');
+  if (claims === null || typeof claims !== 'object')
+    return deny('DENY_TOKEN_INVALID', 'token claims are not an object');
   if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) {
     return deny('DENY_TOKEN_INVALID', 'token has no numeric exp claim');
   }
@@ -108,7 +112,8 @@ export function decideToken(
   if (claims.groups !== undefined && claims.groups !== null && !isStringArray(claims.groups)) {
     return deny('DENY_TOKEN_INVALID', 'token groups claim is not a list of strings');
   }
-  if (claims.sub !== undefined && typeof claims.sub !== 'string') return deny('DENY_TOKEN_INVALID', 'token sub claim is not a string');
+  if (claims.sub !== undefined && typeof claims.sub !== 'string')
+    return deny('DENY_TOKEN_INVALID', 'token sub claim is not a string');
   if (typeof claims.iat === 'number' && claims.iat * 1000 > nowMs + skewMs) {
     return deny('DENY_TOKEN_INVALID', 'token was issued in the future');
   }
@@ -122,7 +127,8 @@ export function decideToken(
   if (res.length === 0) return deny('DENY_INVALID_PARAMETERS', 'resource is empty');
   if (!res.includes(':')) {
     // A resource without a domain prefix means the token's domain.
-    if (domains.length !== 1) return deny('DENY_INVALID_PARAMETERS', `resource "${resource}" has no domain and the token names none`);
+    if (domains.length !== 1)
+      return deny('DENY_INVALID_PARAMETERS', `resource "${resource}" has no domain and the token names none`);
     res = `${domains[0]}:${res}`;
   }
   const parts = splitResource(res);
@@ -135,7 +141,8 @@ export function decideToken(
   if (d.expiresAtMs !== undefined && nowMs >= d.expiresAtMs) {
     return deny('DENY_DOMAIN_EXPIRED', `the bundle of ${parts.domain} has expired`, parts.domain);
   }
-  if (!d.enabled || d.assertions.length === 0) return deny('DENY_DOMAIN_EMPTY', `the bundle of ${parts.domain} has no policies`, parts.domain);
+  if (!d.enabled || d.assertions.length === 0)
+    return deny('DENY_DOMAIN_EMPTY', `the bundle of ${parts.domain} has no policies`, parts.domain);
 
   const principal = typeof claims.sub === 'string' ? claims.sub.toLowerCase() : '';
   const roles = new Map<string, Held>();
@@ -159,7 +166,13 @@ export function decideToken(
   );
   const status: TokenStatus = e.effect === 'allow' ? 'ALLOW' : e.effect === 'deny' ? 'DENY' : 'DENY_NO_MATCH';
   const summary = summarize(e, principal, act, res);
-  const out: TokenDecision = { allowed: e.effect === 'allow', status, reason: summary, domain: d.name, revision: d.revision };
+  const out: TokenDecision = {
+    allowed: e.effect === 'allow',
+    status,
+    reason: summary,
+    domain: d.name,
+    revision: d.revision,
+  };
   if (explain) {
     out.explanation = {
       decision: e.effect === 'allow' ? 'allow' : 'deny',

@@ -1,0 +1,3 @@
+import { buildCli } from './build-cli.js';
+
+await buildCli().parseAsync(process.argv);
