@@ -144,6 +144,27 @@ export interface CompiledDomain {
   readonly resources: ReadonlyMap<string, Readonly<Record<string, unknown>>>;
   /** Cross-domain references to check against the other domains. */
   readonly references: readonly DomainReference[];
+  /**
+   * Memo of resolved subjects (membership.ts). Not part of the value: it only saves work, and
+   * each entry says for which instants and which versions of other domains it holds.
+   */
+  readonly subjectCache: SubjectCache;
+}
+
+/** A resolved subject, remembered with the conditions under which it still holds. */
+export interface CachedSubject {
+  readonly view: unknown;
+  /** Valid for instants t with after < t <= until. */
+  readonly after: number;
+  readonly until: number;
+  /** The other domains consulted, as they were: the entry holds while each is unchanged. */
+  readonly deps: readonly (readonly [string, CompiledDomain | undefined])[];
+}
+
+/** Per-domain memo of resolved subjects, plain and with paths. */
+export interface SubjectCache {
+  readonly plain: Map<string, CachedSubject>;
+  readonly paths: Map<string, CachedSubject>;
 }
 
 /** A reference from this domain into another one, checked by validateDomains. */
@@ -730,6 +751,7 @@ export function compileDomainCollecting(
     groupDomains: [...groupDomains].sort(),
     resources,
     references,
+    subjectCache: { plain: new Map(), paths: new Map() },
   };
   return { compiled, issues };
 }

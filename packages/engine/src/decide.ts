@@ -6,10 +6,10 @@
  */
 
 import type { Catalog } from './catalog.js';
-import type { CompiledAssertion, CompiledDomain, ResourceIndex } from './compile-domain.js';
+import type { CompiledAssertion, CompiledDomain, ResourceIndex, SubjectBucket } from './compile-domain.js';
 import type { ConditionInput, ConditionResult } from './condition.js';
-import { forEachBucket, resolveSubject, type PathStep, type SubjectView } from './membership.js';
-import { splitResource, type ResourceParts } from './names.js';
+import { resolveSubject, type PathStep, type SubjectView } from './membership.js';
+import { roleFullName, splitResource, type ResourceParts } from './names.js';
 
 /** A decision request in central mode. Names are case-insensitive. */
 export interface DecisionRequest {
@@ -120,85 +120,165 @@ export function assertionRef(a: CompiledAssertion): AssertionRef {
   return ref;
 }
 
-type Visit = (a: CompiledAssertion, matchedAs: string, path: readonly PathStep[] | undefined) => boolean;
+/** What conditions need beyond the domain, the action and the resource. */
+export interface ConditionSource {
+  readonly principal: string;
+  /** The principal's stored properties (central mode); undefined in token mode. */
+  readonly storedSubject: Readonly<Record<string, unknown>> | undefined;
+  readonly request: Pick<DecisionRequest, 'context' | 'subjectProperties' | 'resourceProperties' | 'actionProperties'>;
+  readonly nowMs: number;
+}
 
-function scanResources(
-  ri: ResourceIndex,
-  action: string,
-  resource: string,
-  checkAction: boolean,
-  matchedAs: string,
-  path: readonly PathStep[] | undefined,
-  visit: Visit,
-): boolean {
-  const len = resource.length;
-  for (const l of ri.lengths) {
-    if (l > len) break;
-    const list = ri.byPrefix.get(l === len ? resource : resource.slice(0, l));
-    if (list === undefined) continue;
-    for (const a of list) {
-      if (checkAction && !a.action.matches(action)) continue;
-      const shape = a.resource.shape;
-      if (shape !== 'prefix' && shape !== 'any' && !a.resource.matches(resource)) continue;
-      if (visit(a, matchedAs, path)) return true;
+type Path = readonly PathStep[] | undefined;
+
+/**
+ * One evaluation of a domain's assertions for one subject: a single pass over the subject
+ * buckets the view reaches. A matching deny ends it (unless explaining); unconditional allows
+ * are noted; conditional allows are evaluated only when nothing else decided.
+ */
+class Scan {
+  denied = false;
+  allowed = false;
+  pending: CompiledAssertion[] | undefined;
+  pendingMatch: [string, Path][] | undefined;
+  input: ConditionInput | undefined;
+  results: Map<CompiledAssertion, ConditionResult> | undefined;
+  conditions: ConditionTrace[] | undefined;
+  denies: MatchTrace[] | undefined;
+  allows: MatchTrace[] | undefined;
+  readonly seen: Set<CompiledAssertion> | undefined;
+  /** Prefixes of the resource by length, sliced once per decision. */
+  prefixes: (string | undefined)[] | undefined;
+
+  constructor(
+    readonly d: CompiledDomain,
+    readonly view: SubjectView,
+    readonly action: string,
+    readonly resource: string,
+    readonly source: ConditionSource,
+    readonly explain: boolean,
+  ) {
+    if (explain) {
+      this.seen = new Set();
+      this.conditions = [];
+      this.denies = [];
+      this.allows = [];
     }
   }
-  return false;
-}
 
-/**
- * Calls `visit` for every assertion of `effect` in `d` whose subject the view reaches and whose
- * action and resource globs match (requires and conditions are left to the caller). Stops when
- * `visit` returns true; returns whether it stopped.
- */
-export function forEachCandidate(
-  d: CompiledDomain,
-  view: SubjectView,
-  effect: 'allow' | 'deny',
-  action: string,
-  resource: string,
-  visit: Visit,
-): boolean {
-  return forEachBucket(d, view, (bucket, matchedAs, _until, path) => {
-    const ai = effect === 'deny' ? bucket.deny : bucket.allow;
-    if (ai === undefined) return false;
-    const exact = ai.exact.get(action);
-    if (exact !== undefined && scanResources(exact, action, resource, false, matchedAs, path, visit)) return true;
-    return ai.glob !== undefined && scanResources(ai.glob, action, resource, true, matchedAs, path, visit);
-  });
-}
+  run(): Evaluation {
+    this.scan();
+    return this.result();
+  }
 
-function holdsAll(view: SubjectView, roles: readonly string[]): boolean {
-  for (const r of roles) if (!view.roles.has(r)) return false;
-  return true;
-}
+  /** The pass over the buckets; afterwards `effect()` tells the answer. */
+  scan(): void {
+    const { d, view } = this;
+    for (const [role, h] of view.roles) {
+      const b = d.byRole.get(role);
+      if (b !== undefined && this.bucket(b, this.explain ? roleFullName(d.name, role) : '', h.path)) return;
+    }
+    const p = d.byPrincipal.get(view.principal);
+    if (p !== undefined && this.bucket(p, view.principal, undefined)) return;
+    if (view.principal !== '') {
+      for (const pp of d.principalPatterns) {
+        if (pp.glob.matches(view.principal) && this.bucket(pp.bucket, pp.glob.source, undefined)) return;
+      }
+    }
+    if (d.byGroup.size > 0) {
+      for (const [full, h] of view.groups) {
+        const b = d.byGroup.get(full);
+        if (b !== undefined && this.bucket(b, full, h.path)) return;
+      }
+    }
+    if (d.byGroupTree.size > 0) {
+      for (const [full, h] of view.groupTree) {
+        const b = d.byGroupTree.get(full);
+        if (b !== undefined && this.bucket(b, full, h.path)) return;
+      }
+    }
+    return;
+  }
 
-/**
- * Decides over domain `d`'s active assertions for a subject view: deny overrides allow, nothing
- * matching is `no_match`. `input` builds the condition input (called at most once, lazily).
- * With `explain`, collects every deciding assertion and every condition evaluated.
- */
-export function evaluateAssertions(
-  d: CompiledDomain,
-  view: SubjectView,
-  action: string,
-  resource: string,
-  input: () => ConditionInput,
-  explain: boolean,
-): Evaluation {
-  let cached: ConditionInput | undefined;
-  let results: Map<CompiledAssertion, ConditionResult> | undefined;
-  const conditions: ConditionTrace[] = [];
-  const deciding: MatchTrace[] = [];
-  const seen = explain ? new Set<CompiledAssertion>() : undefined;
-  const evalCondition = (a: CompiledAssertion): ConditionResult => {
-    results ??= new Map();
-    const known = results.get(a);
+  /** Scans one bucket; returns true when the answer is known (a deny, when not explaining). */
+  bucket(b: SubjectBucket, matchedAs: string, path: Path): boolean {
+    const deny = b.deny;
+    if (deny !== undefined) {
+      const exact = deny.exact.get(this.action);
+      if (exact !== undefined) this.resources(exact, false, matchedAs, path);
+      if (deny.glob !== undefined) this.resources(deny.glob, true, matchedAs, path);
+      if (this.denied && !this.explain) return true;
+    }
+    const allow = b.allow;
+    if (allow !== undefined && (!this.allowed || this.explain)) {
+      const exact = allow.exact.get(this.action);
+      if (exact !== undefined) this.resources(exact, false, matchedAs, path);
+      if (allow.glob !== undefined) this.resources(allow.glob, true, matchedAs, path);
+    }
+    return false;
+  }
+
+  resources(ri: ResourceIndex, checkAction: boolean, matchedAs: string, path: Path): void {
+    const resource = this.resource;
+    const len = resource.length;
+    for (const l of ri.lengths) {
+      if (l > len) break;
+      let key: string;
+      if (l === len) key = resource;
+      else {
+        const cache = (this.prefixes ??= []);
+        key = cache[l] ??= resource.slice(0, l);
+      }
+      const list = ri.byPrefix.get(key);
+      if (list === undefined) continue;
+      for (const a of list) {
+        if (checkAction && !a.action.matches(this.action)) continue;
+        const shape = a.resource.shape;
+        if (shape !== 'prefix' && shape !== 'any' && !a.resource.matches(resource)) continue;
+        if (a.requires.length > 0 && !this.holdsAll(a.requires)) continue;
+        this.candidate(a, matchedAs, path);
+      }
+    }
+  }
+
+  holdsAll(roles: readonly string[]): boolean {
+    for (const r of roles) if (!this.view.roles.has(r)) return false;
+    return true;
+  }
+
+  candidate(a: CompiledAssertion, matchedAs: string, path: Path): void {
+    if (a.effect === 'deny') {
+      // Rule 5: a deny whose condition errs matches.
+      if (a.condition !== undefined && this.condition(a) === false) return;
+      this.denied = true;
+      if (this.explain) this.record(this.denies as MatchTrace[], a, matchedAs, path);
+      return;
+    }
+    if (a.condition === undefined) {
+      this.allowed = true;
+      if (this.explain) this.record(this.allows as MatchTrace[], a, matchedAs, path);
+      return;
+    }
+    // Conditional allows wait: most decisions never need to evaluate them.
+    (this.pending ??= []).push(a);
+    if (this.explain) (this.pendingMatch ??= []).push([matchedAs, path]);
+  }
+
+  record(into: MatchTrace[], a: CompiledAssertion, matchedAs: string, path: Path): void {
+    const seen = this.seen as Set<CompiledAssertion>;
+    if (seen.has(a)) return;
+    seen.add(a);
+    into.push({ assertion: assertionRef(a), matchedAs, path: path ?? [] });
+  }
+
+  condition(a: CompiledAssertion): ConditionResult {
+    this.results ??= new Map();
+    const known = this.results.get(a);
     if (known !== undefined) return known;
-    cached ??= input();
-    const r = (a.condition as NonNullable<CompiledAssertion['condition']>).evaluate(cached);
-    results.set(a, r);
-    if (explain) {
+    this.input ??= conditionInput(this.d, this.resource, this.action, this.source);
+    const r = (a.condition as NonNullable<CompiledAssertion['condition']>).evaluate(this.input);
+    this.results.set(a, r);
+    if (this.explain) {
       const isError = typeof r !== 'boolean';
       const matched = isError ? a.effect === 'deny' : r;
       const trace: ConditionTrace = {
@@ -207,51 +287,69 @@ export function evaluateAssertions(
         effect: matched ? 'matched' : 'not_matched',
       };
       if (isError) trace.error = r.error;
-      conditions.push(trace);
+      (this.conditions as ConditionTrace[]).push(trace);
     }
     return r;
-  };
-  const record = (a: CompiledAssertion, matchedAs: string, path: readonly PathStep[] | undefined): void => {
-    if (seen!.has(a)) return;
-    seen!.add(a);
-    deciding.push({ assertion: assertionRef(a), matchedAs, path: path ?? [] });
-  };
-  // Rule 4: any matching deny wins. Rule 5: a deny whose condition errs matches.
-  const denied = forEachCandidate(d, view, 'deny', action, resource, (a, matchedAs, path) => {
-    if (a.requires.length > 0 && !holdsAll(view, a.requires)) return false;
-    if (a.condition !== undefined && evalCondition(a) === false) return false;
-    if (!explain) return true;
-    record(a, matchedAs, path);
-    return false;
-  });
-  if (denied || deciding.length > 0) return { effect: 'deny', deciding, conditions };
-  // Rule 5: an allow whose condition errs does not match.
-  const allowed = forEachCandidate(d, view, 'allow', action, resource, (a, matchedAs, path) => {
-    if (a.requires.length > 0 && !holdsAll(view, a.requires)) return false;
-    if (a.condition !== undefined && evalCondition(a) !== true) return false;
-    if (!explain) return true;
-    record(a, matchedAs, path);
-    return false;
-  });
-  if (allowed || deciding.length > 0) return { effect: 'allow', deciding, conditions };
-  return { effect: 'no_match', deciding, conditions };
+  }
+
+  result(): Evaluation {
+    const effect = this.effect();
+    const none: never[] = [];
+    return {
+      effect,
+      deciding: effect === 'deny' ? (this.denies ?? none) : effect === 'allow' ? (this.allows ?? none) : none,
+      conditions: this.conditions ?? none,
+    };
+  }
+
+  effect(): 'allow' | 'deny' | 'no_match' {
+    // Rule 4: any matching deny wins.
+    if (this.denied) return 'deny';
+    const pending = this.pending;
+    if (pending !== undefined && (!this.allowed || this.explain)) {
+      for (let i = 0; i < pending.length; i++) {
+        const a = pending[i] as CompiledAssertion;
+        // Rule 5: an allow whose condition errs does not match.
+        if (this.condition(a) !== true) continue;
+        this.allowed = true;
+        if (!this.explain) break;
+        const [matchedAs, path] = (this.pendingMatch as [string, Path][])[i] as [string, Path];
+        this.record(this.allows as MatchTrace[], a, matchedAs, path);
+      }
+    }
+    return this.allowed ? 'allow' : 'no_match';
+  }
+}
+
+/**
+ * Decides over domain `d`'s active assertions for a subject view: deny overrides allow, nothing
+ * matching is `no_match`, a condition that errs never grants and never lifts a deny. With
+ * `explain`, collects every deciding assertion and every condition evaluated.
+ */
+export function evaluateAssertions(
+  d: CompiledDomain,
+  view: SubjectView,
+  action: string,
+  resource: string,
+  source: ConditionSource,
+  explain: boolean,
+): Evaluation {
+  return new Scan(d, view, action, resource, source, explain).run();
 }
 
 /** Builds the condition input of a request (semantics.md "Conditions"). */
 export function conditionInput(
-  parts: ResourceParts,
+  d: CompiledDomain,
   resource: string,
-  principal: string,
-  storedSubject: Readonly<Record<string, unknown>> | undefined,
-  storedResource: Readonly<Record<string, unknown>> | undefined,
-  request: Pick<DecisionRequest, 'context' | 'subjectProperties' | 'resourceProperties' | 'actionProperties'>,
   action: string,
-  nowMs: number,
+  source: ConditionSource,
 ): ConditionInput {
+  const parts = splitResource(resource) as ResourceParts;
+  const { request, principal } = source;
   // Stored subject properties win over the request's; the request's resource properties win
   // over the stored ones (the enforcing service knows the resource it guards).
-  const subjectProps = { ...(request.subjectProperties ?? {}), ...(storedSubject ?? {}) };
-  const resourceProps = { ...(storedResource ?? {}), ...(request.resourceProperties ?? {}) };
+  const subjectProps = { ...(request.subjectProperties ?? {}), ...(source.storedSubject ?? {}) };
+  const resourceProps = { ...(d.resources.get(parts.entity) ?? {}), ...(request.resourceProperties ?? {}) };
   return {
     subject: {
       type: principal.startsWith('user.') ? 'user' : 'service',
@@ -262,7 +360,7 @@ export function conditionInput(
     resource: { type: parts.type, id: parts.id, name: resource, domain: parts.domain, properties: resourceProps },
     action: { name: action, properties: request.actionProperties ?? {} },
     context: request.context ?? {},
-    nowMs,
+    nowMs: source.nowMs,
   };
 }
 
@@ -321,8 +419,8 @@ export function decide(catalog: Catalog, request: DecisionRequest, options: Deci
   const action = request.action.toLowerCase();
   if (action.length === 0) return errorDecision('action.invalid', 'action is empty', request, explain);
   const resource = request.resource.toLowerCase();
-  const parts = splitResource(resource);
-  if (parts === undefined) {
+  const colon = resource.indexOf(':');
+  if (colon <= 0 || colon === resource.length - 1) {
     return errorDecision(
       'resource.invalid',
       `resource "${request.resource}" is not <domain>:<entity>`,
@@ -330,33 +428,23 @@ export function decide(catalog: Catalog, request: DecisionRequest, options: Deci
       explain,
     );
   }
-  const d = catalog.domains.get(parts.domain);
+  const domain = resource.slice(0, colon);
+  const d = catalog.domains.get(domain);
   if (d === undefined) {
-    return errorDecision('domain.not_found', `domain "${parts.domain}" does not exist`, request, explain, parts.domain);
+    return errorDecision('domain.not_found', `domain "${domain}" does not exist`, request, explain, domain);
   }
-  if (!d.enabled)
-    return errorDecision('domain.disabled', `domain "${parts.domain}" is disabled`, request, explain, parts.domain);
+  if (!d.enabled) return errorDecision('domain.disabled', `domain "${domain}" is disabled`, request, explain, domain);
   const nowMs = toMs(options.now);
   const principal = request.principal.toLowerCase();
   const view = resolveSubject(catalog, d, principal, nowMs, explain);
-  const e = evaluateAssertions(
-    d,
-    view,
-    action,
-    resource,
-    () =>
-      conditionInput(
-        parts,
-        resource,
-        principal,
-        catalog.principals.get(principal),
-        d.resources.get(parts.entity),
-        request,
-        action,
-        nowMs,
-      ),
-    explain,
-  );
+  const source: ConditionSource = { principal, storedSubject: catalog.principals.get(principal), request, nowMs };
+  if (!explain) {
+    const scan = new Scan(d, view, action, resource, source, false);
+    scan.scan();
+    const effect = scan.effect();
+    return { decision: effect === 'allow' ? 'allow' : 'deny', code: effect, domain: d.name, revision: d.revision };
+  }
+  const e = evaluateAssertions(d, view, action, resource, source, explain);
   const result: Decision = {
     decision: e.effect === 'allow' ? 'allow' : 'deny',
     code: e.effect,

@@ -66,7 +66,7 @@ export function listActions(
   const resource = request.resource.toLowerCase();
   const found = resolveDomain(catalog, resource);
   if ('error' in found) return found;
-  const { d, parts } = found;
+  const { d } = found;
   const nowMs = toMs(options.now);
   const principal = request.principal.toLowerCase();
   const view = resolveSubject(catalog, d, principal, nowMs, false);
@@ -76,16 +76,12 @@ export function listActions(
     if (!a.condition) return true;
     let input = inputs.get(action);
     if (!input) {
-      input = conditionInput(
-        parts,
-        resource,
+      input = conditionInput(d, resource, action, {
         principal,
-        catalog.principals.get(principal),
-        d.resources.get(parts.entity),
+        storedSubject: catalog.principals.get(principal),
         request,
-        action,
         nowMs,
-      );
+      });
       inputs.set(action, input);
     }
     return a.condition.evaluate(input);

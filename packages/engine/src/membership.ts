@@ -2,10 +2,15 @@
  * Who holds a role (semantics.md "Who holds a role"): member entries, group entries (with
  * subgroups), role entries, and delegation through a trusted domain — resolved for one
  * principal in one domain at one instant, with the path by which each role is held when asked.
+ *
+ * Resolutions are memoised per domain and principal. Each memo entry records the instants for
+ * which it holds (between the latest expiry already passed and the earliest expiry still to
+ * come among the entries it looked at) and the versions of the other domains it consulted, so a
+ * hit is always the answer a fresh resolution would give.
  */
 
 import type { Catalog } from './catalog.js';
-import type { CompiledAssertion, CompiledDomain, EntryRef, SubjectBucket } from './compile-domain.js';
+import type { CachedSubject, CompiledAssertion, CompiledDomain, EntryRef, SubjectBucket } from './compile-domain.js';
 import { groupFullName, roleFullName } from './names.js';
 
 /** One step of the way a principal holds a role or belongs to a group. */
@@ -19,8 +24,8 @@ export type PathStep =
 
 /** A role or group held: until when (epoch ms, Infinity = no expiry) and, on request, how. */
 export interface Held {
-  until: number;
-  path: readonly PathStep[] | undefined;
+  readonly until: number;
+  readonly path: readonly PathStep[] | undefined;
 }
 
 /** What a decision needs to know of its subject in one domain. */
@@ -34,70 +39,115 @@ export interface SubjectView {
   readonly groupTree: ReadonlyMap<string, Held>;
 }
 
+/** Memo entries kept per domain before the memo is emptied. */
+export const SUBJECT_CACHE_LIMIT = 100_000;
+
 const EMPTY: ReadonlyMap<string, Held> = new Map();
+const FOREVER: Held = { until: Number.POSITIVE_INFINITY, path: undefined };
+
+function held(until: number, path: readonly PathStep[] | undefined): Held {
+  return path === undefined && until === Number.POSITIVE_INFINITY ? FOREVER : { until, path };
+}
 
 function expiresText(ms: number): { expires?: string } {
   return ms === Number.POSITIVE_INFINITY ? {} : { expires: new Date(ms).toISOString() };
 }
 
-function addHeld(into: Map<string, Held>, key: string, until: number, path: readonly PathStep[] | undefined): boolean {
-  const prev = into.get(key);
-  if (prev !== undefined && prev.until >= until) return false;
-  into.set(key, { until, path });
-  return true;
-}
+/** The state of one resolution: what is held, and for which instants the answer holds. */
+class Resolution {
+  readonly roles = new Map<string, Held>();
+  readonly queue: string[] = [];
+  after = Number.NEGATIVE_INFINITY;
+  until = Number.POSITIVE_INFINITY;
+  readonly deps: [string, CompiledDomain | undefined][] = [];
 
-/** Adds the groups of domain `x` that the principal is a direct valid member of. */
-function collectDirectGroups(
-  x: CompiledDomain,
-  principal: string,
-  nowMs: number,
-  withPaths: boolean,
-  direct: Map<string, Held>,
-): void {
-  const visit = (ref: EntryRef): void => {
-    if (ref.expiresMs < nowMs) return;
-    const full = groupFullName(x.name, ref.target);
-    addHeld(
-      direct,
-      full,
+  constructor(
+    readonly catalog: Catalog,
+    readonly nowMs: number,
+    readonly withPaths: boolean,
+  ) {}
+
+  /** Records an entry looked at; returns whether it is valid now (expires >= now). */
+  valid(expiresMs: number): boolean {
+    if (expiresMs < this.nowMs) {
+      if (expiresMs > this.after) this.after = expiresMs;
+      return false;
+    }
+    if (expiresMs < this.until) this.until = expiresMs;
+    return true;
+  }
+
+  domain(d: CompiledDomain, name: string): CompiledDomain | undefined {
+    if (name === d.name) return d;
+    const x = this.catalog.domains.get(name);
+    this.deps.push([name, x]);
+    return x;
+  }
+
+  addRole(role: string, until: number, path: readonly PathStep[] | undefined): void {
+    const prev = this.roles.get(role);
+    if (prev !== undefined && prev.until >= until) return;
+    this.roles.set(role, held(until, path));
+    this.queue.push(role);
+  }
+
+  memberEntry(ref: EntryRef): void {
+    if (!this.valid(ref.expiresMs)) return;
+    this.addRole(
+      ref.target,
       ref.expiresMs,
-      withPaths ? [{ via: 'group-member', group: full, entry: ref.entry, ...expiresText(ref.expiresMs) }] : undefined,
+      this.withPaths
+        ? [{ via: 'member', role: ref.target, entry: ref.entry, ...expiresText(ref.expiresMs) }]
+        : undefined,
     );
-  };
-  const exact = x.groupMembers.get(principal);
-  if (exact) for (const ref of exact) visit(ref);
-  for (const p of x.groupMemberPatterns) if (p.glob.matches(principal)) visit(p.ref);
+  }
 }
 
-function groupsOf(
-  catalog: Catalog,
+function addGroup(into: Map<string, Held>, key: string, until: number, path: readonly PathStep[] | undefined): void {
+  const prev = into.get(key);
+  if (prev !== undefined && prev.until >= until) return;
+  into.set(key, held(until, path));
+}
+
+function groupMemberEntry(r: Resolution, x: CompiledDomain, ref: EntryRef, into: Map<string, Held>): void {
+  if (!r.valid(ref.expiresMs)) return;
+  const full = groupFullName(x.name, ref.target);
+  addGroup(
+    into,
+    full,
+    ref.expiresMs,
+    r.withPaths ? [{ via: 'group-member', group: full, entry: ref.entry, ...expiresText(ref.expiresMs) }] : undefined,
+  );
+}
+
+/** The groups (of every domain `d` names groups of) the principal belongs to, with ancestors. */
+function resolveGroups(
+  r: Resolution,
   d: CompiledDomain,
   principal: string,
-  nowMs: number,
-  withPaths: boolean,
-): { groups: Map<string, Held>; groupTree: Map<string, Held> } | undefined {
-  if (d.groupDomains.length === 0) return undefined;
+): { groups: Map<string, Held>; groupTree: Map<string, Held> } {
   const groups = new Map<string, Held>();
   for (const name of d.groupDomains) {
-    const x = name === d.name ? d : catalog.domains.get(name);
+    const x = r.domain(d, name);
     if (x === undefined || !x.enabled) continue;
-    collectDirectGroups(x, principal, nowMs, withPaths, groups);
+    const exact = x.groupMembers.get(principal);
+    if (exact !== undefined) for (const ref of exact) groupMemberEntry(r, x, ref, groups);
+    for (const p of x.groupMemberPatterns) if (p.glob.matches(principal)) groupMemberEntry(r, x, p.ref, groups);
   }
   const groupTree = new Map<string, Held>();
-  for (const [full, held] of groups) {
-    addHeld(groupTree, full, held.until, held.path);
+  for (const [full, h] of groups) {
+    addGroup(groupTree, full, h.until, h.path);
     const colon = full.indexOf(':');
     const domain = full.slice(0, colon);
-    const short = full.slice(colon + 7);
-    const x = domain === d.name ? d : catalog.domains.get(domain);
-    const ancestors = x?.groupAncestors.get(short) ?? [];
+    const x = domain === d.name ? d : r.catalog.domains.get(domain);
+    const ancestors = x?.groupAncestors.get(full.slice(colon + 7));
+    if (ancestors === undefined) continue;
     let child = full;
-    let path = held.path;
+    let path = h.path;
     for (const a of ancestors) {
       const af = groupFullName(domain, a);
-      if (withPaths) path = [{ via: 'subgroup', group: af, subgroup: child }, ...(path ?? [])];
-      addHeld(groupTree, af, held.until, path);
+      if (r.withPaths) path = [{ via: 'subgroup', group: af, subgroup: child }, ...(path ?? [])];
+      addGroup(groupTree, af, h.until, path);
       child = af;
     }
   }
@@ -108,22 +158,95 @@ function groupsOf(
 export function groupViewFromNames(
   catalog: Catalog,
   names: readonly string[],
-): { groups: Map<string, Held>; groupTree: Map<string, Held> } {
+): { groups: ReadonlyMap<string, Held>; groupTree: ReadonlyMap<string, Held> } {
+  if (names.length === 0) return { groups: EMPTY, groupTree: EMPTY };
   const groups = new Map<string, Held>();
   const groupTree = new Map<string, Held>();
-  const forever = { until: Number.POSITIVE_INFINITY, path: undefined };
   for (const raw of names) {
     const full = raw.toLowerCase();
     const colon = full.indexOf(':');
     if (colon <= 0 || !full.startsWith('group.', colon + 1)) continue;
-    groups.set(full, forever);
-    groupTree.set(full, forever);
+    groups.set(full, FOREVER);
+    groupTree.set(full, FOREVER);
     const domain = full.slice(0, colon);
     for (const a of catalog.domains.get(domain)?.groupAncestors.get(full.slice(colon + 7)) ?? []) {
-      groupTree.set(groupFullName(domain, a), forever);
+      groupTree.set(groupFullName(domain, a), FOREVER);
     }
   }
   return { groups, groupTree };
+}
+
+function viaGroupEntries(r: Resolution, d: CompiledDomain, full: string, h: Held, subgroupsOnly: boolean): void {
+  const entries = d.roleGroupEntries.get(full);
+  if (entries === undefined) return;
+  for (const ref of entries) {
+    if (subgroupsOnly && !ref.includeSubgroups) continue;
+    if (!r.valid(ref.expiresMs)) continue;
+    r.addRole(
+      ref.target,
+      Math.min(ref.expiresMs, h.until),
+      r.withPaths
+        ? [{ via: 'group', role: ref.target, group: full, includeSubgroups: ref.includeSubgroups }, ...(h.path ?? [])]
+        : undefined,
+    );
+  }
+}
+
+function closeOverRoleEntries(r: Resolution, d: CompiledDomain): void {
+  while (r.queue.length > 0) {
+    const member = r.queue.pop() as string;
+    const entries = d.roleRoleEntries.get(member);
+    if (entries === undefined) continue;
+    const h = r.roles.get(member) as Held;
+    for (const ref of entries) {
+      if (!r.valid(ref.expiresMs)) continue;
+      r.addRole(
+        ref.target,
+        Math.min(ref.expiresMs, h.until),
+        r.withPaths ? [{ via: 'role', role: ref.target, member }, ...(h.path ?? [])] : undefined,
+      );
+    }
+  }
+}
+
+/** Resolves rules 1–3 and, with `withTrust`, rule 4 into `r`. */
+function resolveInto(r: Resolution, d: CompiledDomain, principal: string, withTrust: boolean): SubjectView {
+  const exact = d.roleMembers.get(principal);
+  if (exact !== undefined) for (const ref of exact) r.memberEntry(ref);
+  for (const p of d.roleMemberPatterns) if (p.glob.matches(principal)) r.memberEntry(p.ref);
+  let groups = EMPTY;
+  let groupTree = EMPTY;
+  if (d.groupDomains.length > 0) {
+    const g = resolveGroups(r, d, principal);
+    groups = g.groups;
+    groupTree = g.groupTree;
+    if (d.roleGroupEntries.size > 0) {
+      for (const [full, h] of groups) viaGroupEntries(r, d, full, h, false);
+      for (const [full, h] of groupTree) if (!groups.has(full)) viaGroupEntries(r, d, full, h, true);
+    }
+  }
+  closeOverRoleEntries(r, d);
+  if (withTrust && d.trustRoles.length > 0) {
+    for (const { role, trust } of d.trustRoles) {
+      const t = r.domain(d, trust);
+      if (t === undefined || !t.enabled) continue;
+      const granted = assumeRole(r, t, principal, roleFullName(d.name, role));
+      if (granted !== undefined) {
+        r.addRole(
+          role,
+          granted.until,
+          r.withPaths && granted.path ? [{ ...granted.step, role, trust }, ...granted.path] : undefined,
+        );
+      }
+    }
+    closeOverRoleEntries(r, d);
+  }
+  return { principal, roles: r.roles, groups, groupTree };
+}
+
+function depsCurrent(catalog: Catalog, deps: CachedSubject['deps']): boolean {
+  for (const [name, x] of deps) if (catalog.domains.get(name) !== x) return false;
+  return true;
 }
 
 /**
@@ -139,91 +262,17 @@ export function resolveSubject(
   withPaths: boolean,
   withTrust = true,
 ): SubjectView {
-  const roles = new Map<string, Held>();
-  const queue: string[] = [];
-  const add = (role: string, until: number, path: readonly PathStep[] | undefined): void => {
-    if (addHeld(roles, role, until, path)) queue.push(role);
-  };
-  const exact = d.roleMembers.get(principal);
-  if (exact) {
-    for (const ref of exact) {
-      if (ref.expiresMs < nowMs) continue;
-      add(
-        ref.target,
-        ref.expiresMs,
-        withPaths ? [{ via: 'member', role: ref.target, entry: ref.entry, ...expiresText(ref.expiresMs) }] : undefined,
-      );
-    }
+  if (!withTrust) return resolveInto(new Resolution(catalog, nowMs, withPaths), d, principal, false);
+  const cache = withPaths ? d.subjectCache.paths : d.subjectCache.plain;
+  const hit = cache.get(principal);
+  if (hit !== undefined && hit.after < nowMs && nowMs <= hit.until && depsCurrent(catalog, hit.deps)) {
+    return hit.view as SubjectView;
   }
-  for (const p of d.roleMemberPatterns) {
-    const ref = p.ref;
-    if (ref.expiresMs < nowMs || !p.glob.matches(principal)) continue;
-    add(
-      ref.target,
-      ref.expiresMs,
-      withPaths ? [{ via: 'member', role: ref.target, entry: ref.entry, ...expiresText(ref.expiresMs) }] : undefined,
-    );
-  }
-  const g = groupsOf(catalog, d, principal, nowMs, withPaths);
-  if (g && d.roleGroupEntries.size > 0) {
-    const viaGroup = (full: string, held: Held, subgroupsOnly: boolean): void => {
-      const entries = d.roleGroupEntries.get(full);
-      if (!entries) return;
-      for (const ref of entries) {
-        if (ref.expiresMs < nowMs || (subgroupsOnly && !ref.includeSubgroups)) continue;
-        add(
-          ref.target,
-          Math.min(ref.expiresMs, held.until),
-          withPaths
-            ? [
-                { via: 'group', role: ref.target, group: full, includeSubgroups: ref.includeSubgroups },
-                ...(held.path ?? []),
-              ]
-            : undefined,
-        );
-      }
-    };
-    for (const [full, held] of g.groups) viaGroup(full, held, false);
-    for (const [full, held] of g.groupTree) if (!g.groups.has(full)) viaGroup(full, held, true);
-  }
-  const closeOverRoleEntries = (): void => {
-    while (queue.length > 0) {
-      const member = queue.pop() as string;
-      const entries = d.roleRoleEntries.get(member);
-      if (!entries) continue;
-      const held = roles.get(member) as Held;
-      for (const ref of entries) {
-        if (ref.expiresMs < nowMs) continue;
-        add(
-          ref.target,
-          Math.min(ref.expiresMs, held.until),
-          withPaths ? [{ via: 'role', role: ref.target, member }, ...(held.path ?? [])] : undefined,
-        );
-      }
-    }
-  };
-  closeOverRoleEntries();
-  if (withTrust && d.trustRoles.length > 0) {
-    for (const { role, trust } of d.trustRoles) {
-      const t = catalog.domains.get(trust);
-      if (t === undefined || !t.enabled) continue;
-      const granted = assumeRole(catalog, t, principal, roleFullName(d.name, role), nowMs, withPaths);
-      if (granted) {
-        add(
-          role,
-          granted.until,
-          withPaths && granted.path ? [{ ...granted.step, role, trust }, ...granted.path] : undefined,
-        );
-      }
-    }
-    closeOverRoleEntries();
-  }
-  return {
-    principal,
-    roles,
-    groups: g?.groups ?? EMPTY,
-    groupTree: g?.groupTree ?? EMPTY,
-  };
+  const r = new Resolution(catalog, nowMs, withPaths);
+  const view = resolveInto(r, d, principal, true);
+  if (cache.size >= SUBJECT_CACHE_LIMIT) cache.clear();
+  cache.set(principal, { view, after: r.after, until: r.until, deps: r.deps });
+  return view;
 }
 
 /**
@@ -232,12 +281,10 @@ export function resolveSubject(
  * request to evaluate them against) and conditional deny assertions always count.
  */
 function assumeRole(
-  catalog: Catalog,
+  outer: Resolution,
   t: CompiledDomain,
   principal: string,
   roleName: string,
-  nowMs: number,
-  withPaths: boolean,
 ):
   | {
       until: number;
@@ -245,7 +292,12 @@ function assumeRole(
       step: { via: 'trust'; policy: string; version?: string; index: number; heldRole: string };
     }
   | undefined {
-  const view = resolveSubject(catalog, t, principal, nowMs, withPaths, false);
+  // P's roles in T by rules 1–3; what they depend on is what the outer answer depends on.
+  const inner = new Resolution(outer.catalog, outer.nowMs, outer.withPaths);
+  const view = resolveInto(inner, t, principal, false);
+  outer.after = Math.max(outer.after, inner.after);
+  outer.until = Math.min(outer.until, inner.until);
+  outer.deps.push(...inner.deps);
   let denied = false;
   let best:
     { until: number; path: readonly PathStep[] | undefined; a: CompiledAssertion; heldRole: string } | undefined;
@@ -260,11 +312,11 @@ function assumeRole(
       if (a.condition !== undefined) continue;
       let u = until;
       for (const r of a.requires) u = Math.min(u, (view.roles.get(r) as Held).until);
-      if (!best || u > best.until) best = { until: u, path, a, heldRole };
+      if (best === undefined || u > best.until) best = { until: u, path, a, heldRole };
     }
     return false;
   });
-  if (denied || !best) return undefined;
+  if (denied || best === undefined) return undefined;
   const found = best as {
     until: number;
     path: readonly PathStep[] | undefined;
@@ -294,28 +346,28 @@ export function forEachBucket(
   view: SubjectView,
   visit: (bucket: SubjectBucket, subject: string, until: number, path: readonly PathStep[] | undefined) => boolean,
 ): boolean {
-  for (const [role, held] of view.roles) {
+  for (const [role, h] of view.roles) {
     const b = d.byRole.get(role);
-    if (b && visit(b, roleFullName(d.name, role), held.until, held.path)) return true;
+    if (b !== undefined && visit(b, roleFullName(d.name, role), h.until, h.path)) return true;
   }
   const forever = Number.POSITIVE_INFINITY;
   const p = d.byPrincipal.get(view.principal);
-  if (p && visit(p, view.principal, forever, undefined)) return true;
+  if (p !== undefined && visit(p, view.principal, forever, undefined)) return true;
   if (view.principal !== '') {
     for (const pp of d.principalPatterns) {
       if (pp.glob.matches(view.principal) && visit(pp.bucket, pp.glob.source, forever, undefined)) return true;
     }
   }
   if (d.byGroup.size > 0) {
-    for (const [full, held] of view.groups) {
+    for (const [full, h] of view.groups) {
       const b = d.byGroup.get(full);
-      if (b && visit(b, full, held.until, held.path)) return true;
+      if (b !== undefined && visit(b, full, h.until, h.path)) return true;
     }
   }
   if (d.byGroupTree.size > 0) {
-    for (const [full, held] of view.groupTree) {
+    for (const [full, h] of view.groupTree) {
       const b = d.byGroupTree.get(full);
-      if (b && visit(b, full, held.until, held.path)) return true;
+      if (b !== undefined && visit(b, full, h.until, h.path)) return true;
     }
   }
   return false;

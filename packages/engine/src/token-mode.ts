@@ -6,14 +6,7 @@
  */
 
 import type { Catalog } from './catalog.js';
-import {
-  conditionInput,
-  evaluateAssertions,
-  summarize,
-  toMs,
-  type DecisionRequest,
-  type Explanation,
-} from './decide.js';
+import { evaluateAssertions, summarize, toMs, type DecisionRequest, type Explanation } from './decide.js';
 import { groupViewFromNames, resolveSubject, type Held, type SubjectView } from './membership.js';
 import { roleFullName, splitResource } from './names.js';
 
@@ -161,7 +154,7 @@ export function decideToken(
     view,
     act,
     res,
-    () => conditionInput(parts, res, principal, undefined, d.resources.get(parts.entity), options, act, nowMs),
+    { principal, storedSubject: undefined, request: options, nowMs },
     explain,
   );
   const status: TokenStatus = e.effect === 'allow' ? 'ALLOW' : e.effect === 'deny' ? 'DENY' : 'DENY_NO_MATCH';
