@@ -183,6 +183,8 @@ export interface CompileOptions {
   expiresAtMs?: number;
 }
 
+const NO_ROLES: string[] = [];
+
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 /** Parses an RFC 3339 instant to epoch ms; undefined when malformed. */
@@ -527,6 +529,16 @@ export function compileDomainCollecting(
     issue('policies', 'limit.policies', `at most ${MODEL_LIMITS.policiesPerDomain} policies per domain`);
   }
   const conditionCache = new Map<string, CompiledCondition>();
+  // Many assertions share their action and resource globs: compile each once.
+  const globCache = new Map<string, Glob>();
+  const globOf = (text: string): Glob => {
+    let g = globCache.get(text);
+    if (g === undefined) {
+      g = compileGlob(text);
+      globCache.set(text, g);
+    }
+    return g;
+  };
   policiesIn.forEach((p, i) => {
     const name = lower(p.name);
     const np = validateShortName('policy', name);
@@ -587,8 +599,11 @@ export function compileDomainCollecting(
           `resource is longer than ${NAME_LIMITS.resource} characters`,
         );
       }
-      const subjects = [a.role, a.group, a.principal].filter((s) => s !== undefined && s !== null);
-      if (subjects.length !== 1) {
+      const subjectCount =
+        (a.role === undefined || a.role === null ? 0 : 1) +
+        (a.group === undefined || a.group === null ? 0 : 1) +
+        (a.principal === undefined || a.principal === null ? 0 : 1);
+      if (subjectCount !== 1) {
         issue(path, 'assertion.subject', 'an assertion names exactly one of role, group, principal');
       }
       let subjectKind: CompiledAssertion['subjectKind'] = 'principal';
@@ -613,6 +628,8 @@ export function compileDomainCollecting(
         }
         if (issues.length > before) {
           // Already reported: a foreign or malformed role name.
+        } else if (roles.has(subject)) {
+          // A defined role: its name was validated with the role.
         } else if (!hasGlobChars(subject)) {
           const np2 = validateShortName('role', subject);
           if (np2) issue(`${path}.role`, np2.code, np2.message);
@@ -643,7 +660,7 @@ export function compileDomainCollecting(
       if (a.includeSubgroups && subjectKind !== 'group') {
         issue(`${path}.includeSubgroups`, 'assertion.invalid', 'includeSubgroups applies to group subjects only');
       }
-      const requires: string[] = [];
+      let requires: string[] = NO_ROLES;
       const req = a.requires ?? [];
       if (!Array.isArray(req)) issue(`${path}.requires`, 'assertion.invalid', 'requires must be a list of roles');
       else if (req.length > MODEL_LIMITS.requiresPerAssertion) {
@@ -656,7 +673,8 @@ export function compileDomainCollecting(
               issue(`${path}.requires[${k}]`, 'assertion.foreign_role', `requires may only name roles of ${domain}`);
             } else if (!roles.has(q.name)) {
               issue(`${path}.requires[${k}]`, 'role.not_found', `role "${q.name}" is not a role of domain ${domain}`);
-            } else requires.push(q.name);
+            } else if (requires === NO_ROLES) requires = [q.name];
+            else requires.push(q.name);
           } catch (err) {
             if (!(err instanceof NameError)) throw err;
             issue(`${path}.requires[${k}]`, err.code, err.message);
@@ -686,8 +704,8 @@ export function compileDomainCollecting(
         version,
         index: j,
         effect,
-        action: compileGlob(action),
-        resource: compileGlob(resource),
+        action: globOf(action),
+        resource: globOf(resource),
         subjectKind,
         subject,
         includeSubgroups: a.includeSubgroups === true,
