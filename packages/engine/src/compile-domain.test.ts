@@ -107,6 +107,7 @@ describe('compileDomain validation', () => {
               { effect: 'allow', action: 'read', resource: 'd:x', group: 'nope' },
               { effect: 'allow', action: 'read', resource: 'd:x', role: 'd:group.r' },
               { effect: 'allow', action: 'read', resource: 'd:x', role: 'r*' },
+              { effect: 'allow', action: 're ad', resource: 'd:x\n', role: 'R a*' },
             ],
           },
         ],
@@ -119,6 +120,9 @@ describe('compileDomain validation', () => {
       'policies[0].assertions[4].requires[0] role.not_found',
       'policies[0].assertions[5].group group.not_found',
       'policies[0].assertions[6].role role.invalid',
+      'policies[0].assertions[8].action assertion.invalid_action',
+      'policies[0].assertions[8].resource assertion.invalid_resource',
+      'policies[0].assertions[8].role role.invalid',
     ]);
   });
 

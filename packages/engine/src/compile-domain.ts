@@ -184,6 +184,10 @@ export interface CompileOptions {
 }
 
 const NO_ROLES: string[] = [];
+// Globs match any text, but white space and control characters are never meant.
+// eslint-disable-next-line no-control-regex
+const BAD_GLOB_CHARS = /[\s\u0000-\u001f\u007f]/;
+const ROLE_GLOB_LABEL = /^[a-z0-9_*?][a-z0-9_*?-]*$/;
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
@@ -584,6 +588,12 @@ export function compileDomainCollecting(
       if (action.length === 0) issue(`${path}.action`, 'assertion.invalid_action', 'action is empty');
       else if (action.length > NAME_LIMITS.action) {
         issue(`${path}.action`, 'assertion.invalid_action', `action is longer than ${NAME_LIMITS.action} characters`);
+      } else if (BAD_GLOB_CHARS.test(action)) {
+        issue(
+          `${path}.action`,
+          'assertion.invalid_action',
+          `action glob "${truncate(action)}" contains white space or a control character`,
+        );
       }
       const resource = lower(a.resource);
       if (resource.length === 0 || resource.indexOf(':') <= 0) {
@@ -598,6 +608,12 @@ export function compileDomainCollecting(
           'assertion.invalid_resource',
           `resource is longer than ${NAME_LIMITS.resource} characters`,
         );
+      } else if (BAD_GLOB_CHARS.test(resource)) {
+        issue(
+          `${path}.resource`,
+          'assertion.invalid_resource',
+          `resource glob "${truncate(resource)}" contains white space or a control character`,
+        );
       }
       const subjectCount =
         (a.role === undefined || a.role === null ? 0 : 1) +
@@ -611,6 +627,7 @@ export function compileDomainCollecting(
       if (a.role !== undefined && a.role !== null) {
         subjectKind = 'role';
         subject = lower(a.role);
+        const roleBefore = issues.length;
         const colon = subject.indexOf(':');
         if (colon >= 0) {
           const d = subject.slice(0, colon);
@@ -626,7 +643,7 @@ export function compileDomainCollecting(
           }
           subject = rest.startsWith('role.') ? rest.slice(5) : rest;
         }
-        if (issues.length > before) {
+        if (issues.length > roleBefore) {
           // Already reported: a foreign or malformed role name.
         } else if (roles.has(subject)) {
           // A defined role: its name was validated with the role.
@@ -637,6 +654,12 @@ export function compileDomainCollecting(
             issue(`${path}.role`, 'role.not_found', `role "${subject}" is not a role of domain ${domain}`);
         } else if (subject.length > NAME_LIMITS.shortName) {
           issue(`${path}.role`, 'role.too_long', `role glob is longer than ${NAME_LIMITS.shortName} characters`);
+        } else if (!subject.split('.').every((label) => ROLE_GLOB_LABEL.test(label))) {
+          issue(
+            `${path}.role`,
+            'role.invalid',
+            `role glob "${truncate(subject)}" may hold only [a-z0-9_-], dots, * and ?`,
+          );
         }
       } else if (a.group !== undefined && a.group !== null) {
         subjectKind = 'group';
