@@ -420,7 +420,9 @@ export function decide(catalog: Catalog, request: DecisionRequest, options: Deci
   if (action.length === 0) return errorDecision('action.invalid', 'action is empty', request, explain);
   const resource = request.resource.toLowerCase();
   const colon = resource.indexOf(':');
-  if (colon <= 0 || colon === resource.length - 1) {
+  // semantics.md "The decision" 1: no `:` or nothing after it is invalid; an empty domain
+  // before it is a domain that does not exist.
+  if (colon < 0 || colon === resource.length - 1) {
     return errorDecision(
       'resource.invalid',
       `resource "${request.resource}" is not <domain>:<entity>`,

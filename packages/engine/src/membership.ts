@@ -277,8 +277,9 @@ export function resolveSubject(
 
 /**
  * Rule 4: may the principal assume `roleName` (a full role name of another domain) through the
- * policies of trusted domain `t`? Conditional allow assertions never grant here (there is no
- * request to evaluate them against) and conditional deny assertions always count.
+ * policies of trusted domain `t`? Only allow assertions with a role subject grant; deny
+ * assertions of any subject kind remove the role. Conditional allow assertions never grant here
+ * (there is no request to evaluate them against) and conditional deny assertions always count.
  */
 function assumeRole(
   outer: Resolution,
@@ -309,7 +310,9 @@ function assumeRole(
         denied = true;
         return true;
       }
-      if (a.condition !== undefined) continue;
+      // Only an allow naming a role of T delegates (rule 4: "whose role glob matches a role of
+      // T that P holds"); denies of any subject kind remove the role.
+      if (a.condition !== undefined || a.subjectKind !== 'role') continue;
       let u = until;
       for (const r of a.requires) u = Math.min(u, (view.roles.get(r) as Held).until);
       if (best === undefined || u > best.until) best = { until: u, path, a, heldRole };

@@ -81,7 +81,10 @@ describe('splitResource', () => {
   ])('splits %s', (r, parts) => {
     expect(splitResource(r)).toEqual(parts);
   });
-  it.each(['library', ':book/1', 'library:'])('rejects %j', (r) => {
+  it('keeps an empty domain (it names no domain that exists)', () => {
+    expect(splitResource(':book/1')).toEqual({ domain: '', entity: 'book/1', type: 'book', id: '1' });
+  });
+  it.each(['library', 'library:', ':'])('rejects %j', (r) => {
     expect(splitResource(r)).toBeUndefined();
   });
 });

@@ -196,11 +196,12 @@ export interface ResourceParts {
 
 /**
  * Splits a lower-cased resource name at its first `:` and the entity at its first `/`.
- * Returns undefined when there is no `:`, nothing before it, or nothing after it.
+ * Returns undefined when there is no `:` or nothing after it (semantics.md "The decision" 1);
+ * an empty domain before the `:` is returned as such (it names no domain that exists).
  */
 export function splitResource(resource: string): ResourceParts | undefined {
   const colon = resource.indexOf(':');
-  if (colon <= 0 || colon === resource.length - 1) return undefined;
+  if (colon < 0 || colon === resource.length - 1) return undefined;
   const domain = resource.slice(0, colon);
   const entity = resource.slice(colon + 1);
   const slash = entity.indexOf('/');
