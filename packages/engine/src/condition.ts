@@ -243,6 +243,35 @@ export function compileCondition(source: string): CompiledCondition | ConditionP
   };
 }
 
+/** How deep request values are copied for conditions; deeper values are dropped. */
+export const CONDITION_VALUE_DEPTH = 32;
+
+/**
+ * Copies a request-supplied value into plain objects and arrays that CEL reads as maps and lists:
+ * objects without a prototype (`Object.create(null)`, some parsers) become plain objects,
+ * `undefined` and functions are dropped, and nesting deeper than CONDITION_VALUE_DEPTH is cut.
+ */
+export function plainValue(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== 'object') {
+    return typeof value === 'function' || typeof value === 'symbol' ? undefined : value;
+  }
+  if (depth >= CONDITION_VALUE_DEPTH) return undefined;
+  if (Array.isArray(value)) return value.map((v) => plainValue(v, depth + 1) ?? null);
+  if (value instanceof Date || value instanceof Uint8Array) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    const v = plainValue((value as Record<string, unknown>)[key], depth + 1);
+    if (v !== undefined)
+      Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+/** Copies a request-supplied map with plainValue; undefined stays undefined. */
+export function plainMap(value: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  return value === undefined || value === null ? undefined : (plainValue(value) as Record<string, unknown>);
+}
+
 /** True when compileCondition returned a problem. */
 export function isConditionProblem(value: CompiledCondition | ConditionProblem): value is ConditionProblem {
   return 'code' in value;

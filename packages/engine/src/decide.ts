@@ -7,7 +7,7 @@
 
 import type { Catalog } from './catalog.js';
 import type { CompiledAssertion, CompiledDomain, ResourceIndex, SubjectBucket } from './compile-domain.js';
-import type { ConditionInput, ConditionResult } from './condition.js';
+import { plainMap, type ConditionInput, type ConditionResult } from './condition.js';
 import { resolveSubject, type PathStep, type SubjectView } from './membership.js';
 import { roleFullName, splitResource, type ResourceParts } from './names.js';
 
@@ -348,8 +348,8 @@ export function conditionInput(
   const { request, principal } = source;
   // Stored subject properties win over the request's; the request's resource properties win
   // over the stored ones (the enforcing service knows the resource it guards).
-  const subjectProps = { ...(request.subjectProperties ?? {}), ...(source.storedSubject ?? {}) };
-  const resourceProps = { ...(d.resources.get(parts.entity) ?? {}), ...(request.resourceProperties ?? {}) };
+  const subjectProps = { ...plainMap(request.subjectProperties), ...(source.storedSubject ?? {}) };
+  const resourceProps = { ...(d.resources.get(parts.entity) ?? {}), ...plainMap(request.resourceProperties) };
   return {
     subject: {
       type: principal.startsWith('user.') ? 'user' : 'service',
@@ -358,8 +358,8 @@ export function conditionInput(
       properties: subjectProps,
     },
     resource: { type: parts.type, id: parts.id, name: resource, domain: parts.domain, properties: resourceProps },
-    action: { name: action, properties: request.actionProperties ?? {} },
-    context: request.context ?? {},
+    action: { name: action, properties: plainMap(request.actionProperties) ?? {} },
+    context: plainMap(request.context) ?? {},
     nowMs: source.nowMs,
   };
 }

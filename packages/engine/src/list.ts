@@ -20,6 +20,11 @@ export interface ActionList {
   allowPatterns: string[];
   /** Action globs and names of matching deny assertions that cut into what is allowed, sorted. */
   denyPatterns: string[];
+  /**
+   * Glob actions of matching allow assertions whose condition depends on the action (false for
+   * the pattern's own text): allowed for the actions where the condition holds, sorted.
+   */
+  conditionalPatterns: string[];
 }
 
 /** A listing's error, the same codes as decisions. */
@@ -96,10 +101,14 @@ export function listActions(
     if (denied) continue;
     if (allows.some((a) => a.action.matches(name) && condition(a, name) === true)) actions.push(name);
   }
+  const globAllows = allows.filter((a) => hasGlobChars(a.action.source));
   const allowPatterns = [
+    ...new Set(globAllows.filter((a) => condition(a, a.action.source) === true).map((a) => a.action.source)),
+  ];
+  const conditionalPatterns = [
     ...new Set(
-      allows
-        .filter((a) => hasGlobChars(a.action.source) && condition(a, a.action.source) === true)
+      globAllows
+        .filter((a) => a.condition !== undefined && !allowPatterns.includes(a.action.source))
         .map((a) => a.action.source),
     ),
   ];
@@ -109,11 +118,18 @@ export function listActions(
         .filter((a) => condition(a, a.action.source) !== false)
         .map((a) => a.action.source)
         .filter(
-          (p) => allowPatterns.some((ap) => globsIntersect(ap, p)) || actions.some((x) => compileGlob(p).matches(x)),
+          (p) =>
+            [...allowPatterns, ...conditionalPatterns].some((ap) => globsIntersect(ap, p)) ||
+            actions.some((x) => compileGlob(p).matches(x)),
         ),
     ),
   ];
-  return { actions: actions.sort(), allowPatterns: allowPatterns.sort(), denyPatterns: denyPatterns.sort() };
+  return {
+    actions: actions.sort(),
+    allowPatterns: allowPatterns.sort(),
+    denyPatterns: denyPatterns.sort(),
+    conditionalPatterns: conditionalPatterns.sort(),
+  };
 }
 
 /** One resource pattern of a listing. */

@@ -223,11 +223,13 @@ describe('listing', () => {
       actions: ['read'],
       allowPatterns: [],
       denyPatterns: [],
+      conditionalPatterns: [],
     });
     expect(listActions(catalog, { principal: 'user.carol', resource: 'library:shelf/2' }, { now: NOW })).toEqual({
       actions: ['assume_role', 'catalog', 'delete', 'read', 'update', 'visit'].filter((a) => a !== 'assume_role'),
       allowPatterns: ['*'],
       denyPatterns: [],
+      conditionalPatterns: [],
     });
     expect(listActions(catalog, { principal: 'user.alice', resource: 'nowhere:x' }, { now: NOW })).toMatchObject({
       error: 'domain.not_found',
