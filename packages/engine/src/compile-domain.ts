@@ -76,24 +76,19 @@ export interface CompiledAssertion {
   readonly source: AssertionModel;
 }
 
-/** Assertions by the literal prefix of their resource glob. */
-export interface ResourceIndex {
-  /** The distinct prefix lengths, ascending. */
-  readonly lengths: readonly number[];
-  readonly byPrefix: ReadonlyMap<string, readonly CompiledAssertion[]>;
-}
+/**
+ * Assertions by the literal prefix of their resource glob, as a prefix id of the domain
+ * (CompiledDomain.prefixIds): a decision finds the ids of the prefixes its resource starts with
+ * once, then looks them up in each bucket by number.
+ */
+export type PrefixIndex = ReadonlyMap<number, readonly CompiledAssertion[]>;
 
-/** Assertions of one effect for one subject, by action then resource. */
-export interface ActionIndex {
-  readonly exact: ReadonlyMap<string, ResourceIndex>;
-  /** Assertions whose action is a glob; their action must be matched one by one. */
-  readonly glob: ResourceIndex | undefined;
-}
-
-/** Everything one subject key can reach. */
+/** Everything one subject key (a role, a group, a principal or pattern) can reach. */
 export interface SubjectBucket {
-  readonly deny: ActionIndex | undefined;
-  readonly allow: ActionIndex | undefined;
+  /** Assertions (both effects) with a literal action, by action then prefix id. */
+  readonly exact: ReadonlyMap<string, PrefixIndex>;
+  /** Assertions whose action is a glob, by prefix id; their action is matched one by one. */
+  readonly glob: PrefixIndex | undefined;
   readonly assertions: readonly CompiledAssertion[];
 }
 
@@ -122,6 +117,12 @@ export interface CompiledDomain {
   /** For each group (short), its ancestors from parent to root. */
   readonly groupAncestors: ReadonlyMap<string, readonly string[]>;
   readonly assertions: readonly CompiledAssertion[];
+  /** Every literal prefix of the assertions' resource globs, numbered. */
+  readonly prefixIds: ReadonlyMap<string, number>;
+  /** The distinct lengths of those prefixes, ascending. */
+  readonly prefixLengths: readonly number[];
+  /** The prefixes by their prefixHash, to find them without slicing the resource. */
+  readonly prefixesByHash: ReadonlyMap<number, readonly (readonly [string, number])[]>;
   readonly actions: readonly string[];
   readonly byRole: ReadonlyMap<string, SubjectBucket>;
   readonly byPrincipal: ReadonlyMap<string, SubjectBucket>;
@@ -184,6 +185,19 @@ export interface CompileOptions {
 }
 
 const NO_ROLES: string[] = [];
+
+/**
+ * FNV-1a over the first `length` UTF-16 units, kept to 30 bits so that it is a small integer
+ * (no heap number) as a map key: the hash a decision computes incrementally.
+ */
+export function prefixHash(text: string, length: number): number {
+  let h = PREFIX_HASH_SEED;
+  for (let i = 0; i < length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619);
+  return h & 0x3fffffff;
+}
+
+/** The FNV-1a offset basis. */
+export const PREFIX_HASH_SEED = 0x811c9dc5 | 0;
 // Globs match any text, but white space and control characters are never meant.
 // eslint-disable-next-line no-control-regex
 const BAD_GLOB_CHARS = /[\s\u0000-\u001f\u007f]/;
@@ -199,52 +213,37 @@ export function parseInstant(text: string): number | undefined {
 }
 
 class MutableBucket {
-  readonly deny: CompiledAssertion[] = [];
-  readonly allow: CompiledAssertion[] = [];
+  readonly list: CompiledAssertion[] = [];
   add(a: CompiledAssertion): void {
-    (a.effect === 'deny' ? this.deny : this.allow).push(a);
+    this.list.push(a);
   }
-  freeze(): SubjectBucket {
-    return {
-      deny: buildActionIndex(this.deny),
-      allow: buildActionIndex(this.allow),
-      assertions: [...this.deny, ...this.allow],
-    };
-  }
-}
-
-function buildResourceIndex(list: readonly CompiledAssertion[]): ResourceIndex | undefined {
-  if (list.length === 0) return undefined;
-  const byPrefix = new Map<string, CompiledAssertion[]>();
-  for (const a of list) {
-    const p = a.resource.prefix;
-    const arr = byPrefix.get(p);
-    if (arr) arr.push(a);
-    else byPrefix.set(p, [a]);
-  }
-  const lengths = [...new Set([...byPrefix.keys()].map((k) => k.length))].sort((x, y) => x - y);
-  return { lengths, byPrefix };
-}
-
-function buildActionIndex(list: readonly CompiledAssertion[]): ActionIndex | undefined {
-  if (list.length === 0) return undefined;
-  const exactLists = new Map<string, CompiledAssertion[]>();
-  const globs: CompiledAssertion[] = [];
-  for (const a of list) {
-    if (a.action.shape === 'exact') {
-      const arr = exactLists.get(a.action.source);
+  freeze(prefixIds: ReadonlyMap<string, number>): SubjectBucket {
+    const exact = new Map<string, Map<number, CompiledAssertion[]>>();
+    let glob: Map<number, CompiledAssertion[]> | undefined;
+    // Denies first: a decision that meets one stops there.
+    const ordered = [...this.list.filter((a) => a.effect === 'deny'), ...this.list.filter((a) => a.effect === 'allow')];
+    for (const a of ordered) {
+      let byPrefix: Map<number, CompiledAssertion[]>;
+      if (a.action.shape === 'exact') {
+        let m = exact.get(a.action.source);
+        if (m === undefined) {
+          m = new Map();
+          exact.set(a.action.source, m);
+        }
+        byPrefix = m;
+      } else byPrefix = glob ??= new Map();
+      const id = prefixIds.get(a.resource.prefix) as number;
+      const arr = byPrefix.get(id);
       if (arr) arr.push(a);
-      else exactLists.set(a.action.source, [a]);
-    } else globs.push(a);
+      else byPrefix.set(id, [a]);
+    }
+    return { exact, glob, assertions: ordered };
   }
-  const exact = new Map<string, ResourceIndex>();
-  for (const [k, v] of exactLists) exact.set(k, buildResourceIndex(v) as ResourceIndex);
-  return { exact, glob: buildResourceIndex(globs) };
 }
 
-function freezeMap(m: Map<string, MutableBucket>): Map<string, SubjectBucket> {
+function freezeMap(m: Map<string, MutableBucket>, prefixIds: ReadonlyMap<string, number>): Map<string, SubjectBucket> {
   const out = new Map<string, SubjectBucket>();
-  for (const [k, v] of m) out.set(k, v.freeze());
+  for (const [k, v] of m) out.set(k, v.freeze(prefixIds));
   return out;
 }
 
@@ -765,7 +764,20 @@ export function compileDomainCollecting(
     resources.set(key, { ...(r.properties ?? {}) });
   });
 
-  const patternList = [...principalPatternBuckets].map(([p, b]) => ({ glob: compileGlob(p), bucket: b.freeze() }));
+  const prefixIds = new Map<string, number>();
+  for (const a of assertions) if (!prefixIds.has(a.resource.prefix)) prefixIds.set(a.resource.prefix, prefixIds.size);
+  const prefixLengths = [...new Set([...prefixIds.keys()].map((k) => k.length))].sort((x, y) => x - y);
+  const prefixesByHash = new Map<number, [string, number][]>();
+  for (const [prefix, id] of prefixIds) {
+    const h = prefixHash(prefix, prefix.length);
+    const arr = prefixesByHash.get(h);
+    if (arr) arr.push([prefix, id]);
+    else prefixesByHash.set(h, [[prefix, id]]);
+  }
+  const patternList = [...principalPatternBuckets].map(([p, b]) => ({
+    glob: compileGlob(p),
+    bucket: b.freeze(prefixIds),
+  }));
   const compiled: CompiledDomain = {
     name: domain,
     revision: options.revision ?? model.revision ?? 0,
@@ -776,12 +788,15 @@ export function compileDomainCollecting(
     groups,
     groupAncestors,
     assertions,
+    prefixIds,
+    prefixLengths,
+    prefixesByHash,
     actions: [...actions].sort(),
-    byRole: freezeMap(byRole),
-    byPrincipal: freezeMap(byPrincipal),
+    byRole: freezeMap(byRole, prefixIds),
+    byPrincipal: freezeMap(byPrincipal, prefixIds),
     principalPatterns: patternList,
-    byGroup: freezeMap(byGroup),
-    byGroupTree: freezeMap(byGroupTree),
+    byGroup: freezeMap(byGroup, prefixIds),
+    byGroupTree: freezeMap(byGroupTree, prefixIds),
     roleMembers,
     roleMemberPatterns,
     roleGroupEntries,

@@ -6,9 +6,15 @@
  */
 
 import type { Catalog } from './catalog.js';
-import type { CompiledAssertion, CompiledDomain, ResourceIndex, SubjectBucket } from './compile-domain.js';
+import {
+  PREFIX_HASH_SEED,
+  type CompiledAssertion,
+  type CompiledDomain,
+  type PrefixIndex,
+  type SubjectBucket,
+} from './compile-domain.js';
 import { plainMap, type ConditionInput, type ConditionResult } from './condition.js';
-import { resolveSubject, type PathStep, type SubjectView } from './membership.js';
+import { resolveSubject, type Held, type PathStep, type SubjectView } from './membership.js';
 import { roleFullName, splitResource, type ResourceParts } from './names.js';
 
 /** A decision request in central mode. Names are case-insensitive. */
@@ -147,8 +153,8 @@ class Scan {
   denies: MatchTrace[] | undefined;
   allows: MatchTrace[] | undefined;
   readonly seen: Set<CompiledAssertion> | undefined;
-  /** Prefixes of the resource by length, sliced once per decision. */
-  prefixes: (string | undefined)[] | undefined;
+  /** The ids of the domain's resource prefixes the resource starts with. */
+  readonly ids: number[] = [];
 
   constructor(
     readonly d: CompiledDomain,
@@ -173,10 +179,34 @@ class Scan {
 
   /** The pass over the buckets; afterwards `effect()` tells the answer. */
   scan(): void {
-    const { d, view } = this;
-    for (const [role, h] of view.roles) {
+    const { d, view, resource, ids } = this;
+    // Find the domain's resource prefixes this resource starts with: one pass over its
+    // characters with a running hash, probing at each prefix length, no slicing.
+    const len = resource.length;
+    const lengths = d.prefixLengths;
+    let next = 0;
+    let h = PREFIX_HASH_SEED;
+    for (let i = 0; next < lengths.length; i++) {
+      const l = lengths[next] as number;
+      if (l > len) break;
+      if (l === i) {
+        next++;
+        const found = d.prefixesByHash.get(h & 0x3fffffff);
+        if (found !== undefined) {
+          for (const [prefix, id] of found) if (resource.startsWith(prefix)) ids.push(id);
+        }
+      }
+      if (i < len) h = Math.imul(h ^ resource.charCodeAt(i), 16777619);
+      else if (l !== i) break;
+    }
+    if (ids.length === 0) return;
+    const roleKeys = view.roleKeys;
+    for (let i = 0; i < roleKeys.length; i++) {
+      const role = roleKeys[i] as string;
       const b = d.byRole.get(role);
-      if (b !== undefined && this.bucket(b, this.explain ? roleFullName(d.name, role) : '', h.path)) return;
+      if (b === undefined) continue;
+      const path = this.explain ? (view.roles.get(role) as Held).path : undefined;
+      if (this.bucket(b, this.explain ? roleFullName(d.name, role) : '', path)) return;
     }
     const p = d.byPrincipal.get(view.principal);
     if (p !== undefined && this.bucket(p, view.principal, undefined)) return;
@@ -186,15 +216,15 @@ class Scan {
       }
     }
     if (d.byGroup.size > 0) {
-      for (const [full, h] of view.groups) {
+      for (const full of view.groupKeys) {
         const b = d.byGroup.get(full);
-        if (b !== undefined && this.bucket(b, full, h.path)) return;
+        if (b !== undefined && this.bucket(b, full, (view.groups.get(full) as Held).path)) return;
       }
     }
     if (d.byGroupTree.size > 0) {
-      for (const [full, h] of view.groupTree) {
+      for (const full of view.groupTreeKeys) {
         const b = d.byGroupTree.get(full);
-        if (b !== undefined && this.bucket(b, full, h.path)) return;
+        if (b !== undefined && this.bucket(b, full, (view.groupTree.get(full) as Held).path)) return;
       }
     }
     return;
@@ -202,43 +232,27 @@ class Scan {
 
   /** Scans one bucket; returns true when the answer is known (a deny, when not explaining). */
   bucket(b: SubjectBucket, matchedAs: string, path: Path): boolean {
-    const deny = b.deny;
-    if (deny !== undefined) {
-      const exact = deny.exact.get(this.action);
-      if (exact !== undefined) this.resources(exact, false, matchedAs, path);
-      if (deny.glob !== undefined) this.resources(deny.glob, true, matchedAs, path);
-      if (this.denied && !this.explain) return true;
-    }
-    const allow = b.allow;
-    if (allow !== undefined && (!this.allowed || this.explain)) {
-      const exact = allow.exact.get(this.action);
-      if (exact !== undefined) this.resources(exact, false, matchedAs, path);
-      if (allow.glob !== undefined) this.resources(allow.glob, true, matchedAs, path);
-    }
-    return false;
+    const exact = b.exact.get(this.action);
+    if (exact !== undefined && this.prefixes(exact, false, matchedAs, path)) return true;
+    return b.glob !== undefined && this.prefixes(b.glob, true, matchedAs, path);
   }
 
-  resources(ri: ResourceIndex, checkAction: boolean, matchedAs: string, path: Path): void {
-    const resource = this.resource;
-    const len = resource.length;
-    for (const l of ri.lengths) {
-      if (l > len) break;
-      let key: string;
-      if (l === len) key = resource;
-      else {
-        const cache = (this.prefixes ??= []);
-        key = cache[l] ??= resource.slice(0, l);
-      }
-      const list = ri.byPrefix.get(key);
+  prefixes(index: PrefixIndex, checkAction: boolean, matchedAs: string, path: Path): boolean {
+    const { ids, resource } = this;
+    for (let i = 0; i < ids.length; i++) {
+      const list = index.get(ids[i] as number);
       if (list === undefined) continue;
       for (const a of list) {
+        if (a.effect === 'allow' && this.allowed && !this.explain) break; // denies come first
         if (checkAction && !a.action.matches(this.action)) continue;
         const shape = a.resource.shape;
         if (shape !== 'prefix' && shape !== 'any' && !a.resource.matches(resource)) continue;
         if (a.requires.length > 0 && !this.holdsAll(a.requires)) continue;
         this.candidate(a, matchedAs, path);
+        if (this.denied && !this.explain) return true;
       }
     }
+    return false;
   }
 
   holdsAll(roles: readonly string[]): boolean {

@@ -37,7 +37,31 @@ export interface SubjectView {
   readonly groups: ReadonlyMap<string, Held>;
   /** Those groups and all their ancestors: what `includeSubgroups` reaches. */
   readonly groupTree: ReadonlyMap<string, Held>;
+  /** The keys of roles, groups and groupTree as arrays, for the decision's hot loop. */
+  readonly roleKeys: readonly string[];
+  readonly groupKeys: readonly string[];
+  readonly groupTreeKeys: readonly string[];
 }
+
+/** Builds a SubjectView from its maps. */
+export function subjectView(
+  principal: string,
+  roles: ReadonlyMap<string, Held>,
+  groups: ReadonlyMap<string, Held>,
+  groupTree: ReadonlyMap<string, Held>,
+): SubjectView {
+  return {
+    principal,
+    roles,
+    groups,
+    groupTree,
+    roleKeys: [...roles.keys()],
+    groupKeys: groups.size === 0 ? NO_KEYS : [...groups.keys()],
+    groupTreeKeys: groupTree.size === 0 ? NO_KEYS : [...groupTree.keys()],
+  };
+}
+
+const NO_KEYS: readonly string[] = [];
 
 /** Memo entries kept per domain before the memo is emptied. */
 export const SUBJECT_CACHE_LIMIT = 100_000;
@@ -241,7 +265,7 @@ function resolveInto(r: Resolution, d: CompiledDomain, principal: string, withTr
     }
     closeOverRoleEntries(r, d);
   }
-  return { principal, roles: r.roles, groups, groupTree };
+  return subjectView(principal, r.roles, groups, groupTree);
 }
 
 function depsCurrent(catalog: Catalog, deps: CachedSubject['deps']): boolean {

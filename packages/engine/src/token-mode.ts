@@ -7,7 +7,7 @@
 
 import type { Catalog } from './catalog.js';
 import { evaluateAssertions, summarize, toMs, type DecisionRequest, type Explanation } from './decide.js';
-import { groupViewFromNames, resolveSubject, type Held, type SubjectView } from './membership.js';
+import { groupViewFromNames, resolveSubject, subjectView, type Held, type SubjectView } from './membership.js';
 import { roleFullName, splitResource } from './names.js';
 
 /** Result codes of the local engine. */
@@ -147,7 +147,7 @@ export function decideToken(
     if (lower.startsWith(prefix)) roles.set(lower.slice(prefix.length), forever);
   }
   const g = groupViewFromNames(catalog, (claims.groups as string[] | undefined) ?? []);
-  const view: SubjectView = { principal, roles, groups: g.groups, groupTree: g.groupTree };
+  const view: SubjectView = subjectView(principal, roles, g.groups, g.groupTree);
   const explain = options.explain === true;
   const e = evaluateAssertions(
     d,
