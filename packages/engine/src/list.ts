@@ -112,10 +112,11 @@ export function listActions(
         .map((a) => a.action.source),
     ),
   ];
+  // Every deny that reaches the resource is reported beside the allow patterns, conditional ones
+  // included: a condition false for the pattern's own text may hold for some action it covers.
   const denyPatterns = [
     ...new Set(
       denies
-        .filter((a) => condition(a, a.action.source) !== false)
         .map((a) => a.action.source)
         .filter(
           (p) =>
