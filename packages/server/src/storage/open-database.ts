@@ -1,0 +1,93 @@
+/**
+ * Opens the database named by GATEHOUSE_DATABASE_URL — embedded SQLite (better-sqlite3, WAL) or
+ * PostgreSQL (pg) — as one Kysely instance, and runs the migrations.
+ */
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { migrationProvider } from './migrations.js';
+import type { Database } from './schema.js';
+
+/** Where the database is. */
+export type DatabaseLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; schema?: string };
+
+/** An open database. */
+export interface OpenDatabase {
+  readonly db: Kysely<Database>;
+  readonly kind: DatabaseLocation['kind'];
+  /** Closes every connection. */
+  close(): Promise<void>;
+}
+
+/** Options of openDatabase. */
+export interface OpenDatabaseOptions {
+  /** Run the migrations (default true). */
+  migrate?: boolean;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+}
+
+/** Thrown when the migrations fail; the database is left as the last successful one left it. */
+export class MigrationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MigrationError';
+  }
+}
+
+// PostgreSQL bigint (int8) comes back as a string by default; every bigint here (audit sequence
+// numbers) fits in a double.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+/** Opens the database and, unless told not to, brings its schema up to date. */
+export async function openDatabase(
+  location: DatabaseLocation,
+  options: OpenDatabaseOptions = {},
+): Promise<OpenDatabase> {
+  let db: Kysely<Database>;
+  if (location.kind === 'sqlite') {
+    if (location.path !== ':memory:') mkdirSync(dirname(location.path), { recursive: true });
+    const sqlite = new BetterSqlite3(location.path);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    sqlite.pragma('synchronous = NORMAL');
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  } else {
+    const pool = new pg.Pool({
+      connectionString: location.url,
+      max: options.poolSize ?? 10,
+      ...(location.schema ? { options: `-c search_path=${location.schema}` } : {}),
+    });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  }
+  const open: OpenDatabase = { db, kind: location.kind, close: () => db.destroy() };
+  if (options.migrate !== false) {
+    try {
+      await migrateToLatest(db);
+    } catch (err) {
+      await open.close();
+      throw err;
+    }
+  }
+  return open;
+}
+
+/** Runs every pending migration; throws MigrationError naming the one that failed. */
+export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error !== undefined) {
+    throw new MigrationError(
+      `migration ${failed?.migrationName ?? '(unknown)'} failed: ${String((error as Error)?.message ?? error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
