@@ -1,0 +1,1153 @@
+/**
+ * The store: every control-plane write as one transaction that changes rows, bumps the domain's
+ * revision, validates the resulting domain with the engine (so nothing invalid is ever stored),
+ * and appends the audit event. Reads return records; writes return the record and the domain as
+ * compiled after the change, so the caller can swap it into the decision catalog.
+ *
+ * Contract: NotFoundError when the object (or its domain) does not exist; ConflictError when a
+ * unique key is taken or a deletion would leave references behind; PreconditionFailedError when
+ * an expected revision is stale; ValidationError (with every issue) when the change would make
+ * the domain invalid. Each write is atomic: it happens whole or not at all.
+ */
+
+import {
+  ADMIN_POLICY,
+  ADMIN_ROLE,
+  adminAssertion,
+  compileDomainCollecting,
+  parseDomainName,
+  type AssertionModel,
+  type CompiledDomain,
+  type MemberEntry,
+  type ModelIssue,
+} from '@gatehouse/engine';
+import { sql, type Transaction } from 'kysely';
+import { appendAudit } from './audit-log.js';
+import { ConflictError, constraintKind, NotFoundError, PreconditionFailedError } from './errors.js';
+import { loadDomainModel, memberEntryOf, type Queryable } from './load-domain-model.js';
+import type { OpenDatabase } from './open-database.js';
+import type { Database } from './schema.js';
+
+/** Who makes a change, for the audit trail. */
+export interface WriteContext {
+  actor: string;
+  requestId?: string | undefined;
+}
+
+/** The change would make a domain invalid; carries every issue with its path. */
+export class ValidationError extends Error {
+  readonly code = 'model.invalid';
+  readonly issues: readonly ModelIssue[];
+  constructor(issues: readonly ModelIssue[]) {
+    super(issues.map((i) => `${i.path}: ${i.message}`).join('; '));
+    this.name = 'ValidationError';
+    this.issues = issues;
+  }
+}
+
+/** A page of a list and the cursor of the next one. */
+export interface Page<T> {
+  items: T[];
+  nextCursor?: string;
+}
+
+/** Options of a list call. */
+export interface ListOptions {
+  cursor?: string | undefined;
+  limit?: number | undefined;
+}
+
+/** Limits on list pages. */
+export const PAGE_LIMITS = { default: 50, max: 500 } as const;
+
+/** A domain as the API shows it. */
+export interface DomainRecord {
+  name: string;
+  description: string | null;
+  enabled: boolean;
+  attributes: Record<string, unknown>;
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A role with its member entries. */
+export interface RoleRecord {
+  domain: string;
+  name: string;
+  description: string | null;
+  trust: string | null;
+  members: MemberEntry[];
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A group with its member entries. */
+export interface GroupRecord {
+  domain: string;
+  name: string;
+  description: string | null;
+  parent: string | null;
+  members: MemberEntry[];
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One version of a policy. */
+export interface PolicyRecord {
+  domain: string;
+  name: string;
+  version: string | null;
+  active: boolean;
+  description: string | null;
+  assertions: AssertionModel[];
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The outcome of a write inside a domain. */
+export interface DomainWrite<T> {
+  record: T;
+  /** The domain's revision after the change. */
+  revision: number;
+  /** The domain as compiled after the change (undefined when the domain was deleted). */
+  compiled: CompiledDomain | undefined;
+}
+
+const cursorOf = (key: string): string => Buffer.from(key, 'utf8').toString('base64url');
+const keyOfCursor = (cursor: string | undefined): string | undefined =>
+  cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString('utf8');
+
+function pageLimit(limit: number | undefined): number {
+  return Math.min(Math.max(1, Math.floor(limit ?? PAGE_LIMITS.default)), PAGE_LIMITS.max);
+}
+
+function paginate<T>(rows: T[], limit: number, keyOf: (row: T) => string): Page<T> {
+  if (rows.length <= limit) return { items: rows };
+  const items = rows.slice(0, limit);
+  return { items, nextCursor: cursorOf(keyOf(items[items.length - 1] as T)) };
+}
+
+function lower(name: string): string {
+  return name.toLowerCase();
+}
+
+/** The control-plane store over one open database. */
+export class Store {
+  private readonly clock: () => Date;
+
+  constructor(
+    readonly database: OpenDatabase,
+    options: { clock?: () => Date } = {},
+  ) {
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  /** The Kysely instance, for reads the store does not wrap. */
+  get db(): OpenDatabase['db'] {
+    return this.database.db;
+  }
+
+  /** Resolves when the database answers a trivial query. */
+  async ready(): Promise<void> {
+    await sql`select 1`.execute(this.db);
+  }
+
+  /** Closes the database. */
+  close(): Promise<void> {
+    return this.database.close();
+  }
+
+  /**
+   * Runs `change` in a transaction inside domain `domain`, then bumps the domain's revision,
+   * validates the domain as it now stands, and appends the audit event — all or nothing.
+   */
+  private async writeInDomain<T>(
+    domain: string,
+    ctx: WriteContext,
+    change: (
+      tx: Transaction<Database>,
+      now: string,
+    ) => Promise<{ record: T; audit: DomainAudit; target?: IssueTarget }>,
+  ): Promise<DomainWrite<T>> {
+    return this.translate(() =>
+      this.db.transaction().execute(async (tx) => {
+        const now = this.clock().toISOString();
+        // Bumping first takes the domain's row lock (PostgreSQL): writes to one domain serialise.
+        const bumped = await tx
+          .updateTable('domains')
+          .set({ revision: sql`revision + 1`, updated_at: now })
+          .where('name', '=', domain)
+          .returning('revision')
+          .executeTakeFirst();
+        if (bumped === undefined) throw new NotFoundError('domain.not_found', `domain "${domain}" does not exist`);
+        const { record, audit, target } = await change(tx, now);
+        const compiled = await this.validateDomain(tx, domain, target);
+        await appendAudit(tx, {
+          ...audit,
+          domain,
+          actor: ctx.actor,
+          requestId: ctx.requestId,
+          at: new Date(now),
+        });
+        return { record, revision: bumped.revision, compiled };
+      }),
+    );
+  }
+
+  /**
+   * Validates a domain as stored inside `tx` (itself and its references to other domains).
+   * Issue paths name objects, not positions: `roles[readers].members[0].name`; the paths of
+   * `target` (the object being written) are relative to it: `members[0].name`.
+   */
+  private async validateDomain(
+    tx: Transaction<Database>,
+    domain: string,
+    target?: IssueTarget,
+  ): Promise<CompiledDomain> {
+    const model = await loadDomainModel(tx, domain);
+    if (model === undefined) throw new NotFoundError('domain.not_found', `domain "${domain}" does not exist`);
+    const { compiled, issues } = compileDomainCollecting(model);
+    for (const ref of compiled.references) {
+      const other = await tx.selectFrom('domains').select('name').where('name', '=', ref.domain).executeTakeFirst();
+      if (other === undefined) {
+        issues.push({ path: ref.path, code: 'domain.not_found', message: `domain "${ref.domain}" does not exist` });
+      } else if (ref.kind === 'group' && ref.name !== undefined) {
+        const g = await tx
+          .selectFrom('groups')
+          .select('name')
+          .where('domain', '=', ref.domain)
+          .where('name', '=', ref.name)
+          .executeTakeFirst();
+        if (g === undefined) {
+          issues.push({
+            path: ref.path,
+            code: 'group.not_found',
+            message: `group "${ref.name}" is not a group of domain ${ref.domain}`,
+          });
+        }
+      }
+    }
+    if (issues.length > 0) throw new ValidationError(relocateIssues(model, issues, target));
+    return compiled;
+  }
+
+  /** Maps driver errors to storage errors; everything else passes through. */
+  private async translate<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const kind = constraintKind(err);
+      if (kind === 'unique')
+        throw new ConflictError('conflict', 'an object with that name already exists', { cause: err });
+      if (kind === 'foreign_key')
+        throw new ConflictError('reference.missing', 'the change refers to something that does not exist', {
+          cause: err,
+        });
+      throw err;
+    }
+  }
+
+  // ---- domains -------------------------------------------------------------------------------
+
+  /**
+   * Creates a domain with its built-in `admin` role (members `admins`) and `admin` policy. A
+   * subdomain needs its parent. Throws ConflictError when the name is taken.
+   */
+  async createDomain(
+    input: {
+      name: string;
+      description?: string | null;
+      enabled?: boolean;
+      attributes?: Record<string, unknown>;
+      admins?: MemberEntry[];
+    },
+    ctx: WriteContext,
+  ): Promise<DomainWrite<DomainRecord>> {
+    const name = parseDomainName(input.name);
+    return this.translate(() =>
+      this.db.transaction().execute(async (tx) => {
+        const now = this.clock().toISOString();
+        const dot = name.lastIndexOf('.');
+        if (dot > 0) {
+          const parent = name.slice(0, dot);
+          const p = await tx.selectFrom('domains').select('name').where('name', '=', parent).executeTakeFirst();
+          if (p === undefined)
+            throw new NotFoundError(
+              'domain.parent_not_found',
+              `subdomain "${name}" needs its parent domain "${parent}"`,
+            );
+        }
+        const existing = await tx.selectFrom('domains').select('name').where('name', '=', name).executeTakeFirst();
+        if (existing !== undefined) throw new ConflictError('domain.exists', `domain "${name}" already exists`);
+        await tx
+          .insertInto('domains')
+          .values({
+            name,
+            description: input.description ?? null,
+            enabled: input.enabled === false ? 0 : 1,
+            attributes: JSON.stringify(input.attributes ?? {}),
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        await tx
+          .insertInto('roles')
+          .values({
+            domain: name,
+            name: ADMIN_ROLE,
+            description: 'Built-in: may do everything in the domain',
+            trust: null,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        await this.insertMembers(tx, name, 'role', ADMIN_ROLE, input.admins ?? [], now);
+        await tx
+          .insertInto('policies')
+          .values({
+            domain: name,
+            name: ADMIN_POLICY,
+            version: '',
+            active: 1,
+            description: 'Built-in: allow * on the domain to role admin',
+            assertions: JSON.stringify([adminAssertion(name)]),
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+          })
+          .execute();
+        const compiled = await this.validateDomain(tx, name);
+        const record = await this.getDomainIn(tx, name);
+        await appendAudit(tx, {
+          actor: ctx.actor,
+          requestId: ctx.requestId,
+          at: new Date(now),
+          action: 'domain.create',
+          domain: name,
+          objectType: 'domain',
+          objectName: name,
+          before: null,
+          after: { ...record, admins: input.admins ?? [] },
+        });
+        return { record, revision: 1, compiled };
+      }),
+    );
+  }
+
+  private async getDomainIn(db: Queryable, name: string): Promise<DomainRecord> {
+    const d = await db.selectFrom('domains').selectAll().where('name', '=', name).executeTakeFirst();
+    if (d === undefined) throw new NotFoundError('domain.not_found', `domain "${name}" does not exist`);
+    return {
+      name: d.name,
+      description: d.description,
+      enabled: d.enabled === 1,
+      attributes: JSON.parse(d.attributes) as Record<string, unknown>,
+      revision: d.revision,
+      createdAt: d.created_at,
+      updatedAt: d.updated_at,
+    };
+  }
+
+  /** Gets a domain; NotFoundError when it does not exist. */
+  getDomain(name: string): Promise<DomainRecord> {
+    return this.getDomainIn(this.db, lower(name));
+  }
+
+  /** Lists domains by name, optionally under a parent (`prefix.`). */
+  async listDomains(options: ListOptions & { parent?: string | undefined } = {}): Promise<Page<DomainRecord>> {
+    const limit = pageLimit(options.limit);
+    let q = this.db
+      .selectFrom('domains')
+      .select('name')
+      .orderBy('name')
+      .limit(limit + 1);
+    const after = keyOfCursor(options.cursor);
+    if (after !== undefined) q = q.where('name', '>', after);
+    if (options.parent !== undefined)
+      q = q.where('name', 'like', `${lower(options.parent).replace(/[\\%_]/g, '\\$&')}.%`);
+    const rows = await q.execute();
+    const page = paginate(rows, limit, (r) => r.name);
+    return { ...page, items: await Promise.all(page.items.map((r) => this.getDomainIn(this.db, r.name))) };
+  }
+
+  /** Updates a domain's description, enabled flag or attributes. */
+  updateDomain(
+    name: string,
+    patch: { description?: string | null; enabled?: boolean; attributes?: Record<string, unknown> },
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<DomainRecord>> {
+    const domain = lower(name);
+    return this.writeInDomain(domain, ctx, async (tx) => {
+      const before = await this.getDomainIn(tx, domain);
+      // The bump already happened: the expected revision is the one before it.
+      if (expectedRevision !== undefined && before.revision - 1 !== expectedRevision) {
+        throw new PreconditionFailedError(
+          'revision.stale',
+          `domain "${domain}" is at revision ${before.revision - 1}, not ${expectedRevision}`,
+          before.revision - 1,
+        );
+      }
+      const set: Partial<Database['domains']> = {};
+      if (patch.description !== undefined) set.description = patch.description;
+      if (patch.enabled !== undefined) set.enabled = patch.enabled ? 1 : 0;
+      if (patch.attributes !== undefined) set.attributes = JSON.stringify(patch.attributes);
+      if (Object.keys(set).length > 0) await tx.updateTable('domains').set(set).where('name', '=', domain).execute();
+      const record = await this.getDomainIn(tx, domain);
+      return {
+        record,
+        audit: {
+          action: 'domain.update',
+          objectType: 'domain',
+          objectName: domain,
+          before: { ...before, revision: before.revision - 1 },
+          after: record,
+        },
+      };
+    });
+  }
+
+  /**
+   * Deletes a domain and everything inside it. Refused (ConflictError) for reserved domains,
+   * domains with subdomains, and domains other domains refer to (trust, group entries).
+   */
+  async deleteDomain(name: string, expectedRevision: number | undefined, ctx: WriteContext): Promise<void> {
+    const domain = lower(name);
+    if (['sys', 'sys.auth', 'user'].includes(domain))
+      throw new ConflictError('domain.reserved', `domain "${domain}" is reserved`);
+    await this.translate(() =>
+      this.db.transaction().execute(async (tx) => {
+        const now = this.clock().toISOString();
+        const before = await this.getDomainIn(tx, domain);
+        if (expectedRevision !== undefined && before.revision !== expectedRevision) {
+          throw new PreconditionFailedError(
+            'revision.stale',
+            `domain "${domain}" is at revision ${before.revision}, not ${expectedRevision}`,
+            before.revision,
+          );
+        }
+        const sub = await tx
+          .selectFrom('domains')
+          .select('name')
+          .where('name', 'like', `${domain.replace(/[\\%_]/g, '\\$&')}.%`)
+          .executeTakeFirst();
+        if (sub !== undefined)
+          throw new ConflictError(
+            'domain.has_subdomains',
+            `domain "${domain}" has subdomains (${sub.name}); delete them first`,
+          );
+        await this.refuseIfReferenced(tx, domain, `${domain}:group.`, 'domain');
+        const trusting = await tx
+          .selectFrom('roles')
+          .select(['domain', 'name'])
+          .where('trust', '=', domain)
+          .executeTakeFirst();
+        if (trusting !== undefined) {
+          throw new ConflictError(
+            'domain.referenced',
+            `role ${trusting.domain}:role.${trusting.name} trusts domain "${domain}"`,
+          );
+        }
+        await tx.deleteFrom('domains').where('name', '=', domain).execute();
+        await appendAudit(tx, {
+          actor: ctx.actor,
+          requestId: ctx.requestId,
+          at: new Date(now),
+          action: 'domain.delete',
+          domain,
+          objectType: 'domain',
+          objectName: domain,
+          before,
+          after: null,
+        });
+      }),
+    );
+  }
+
+  /** Refuses (ConflictError) when another domain names something starting with `prefix`. */
+  private async refuseIfReferenced(
+    tx: Transaction<Database>,
+    domain: string,
+    prefix: string,
+    what: string,
+  ): Promise<void> {
+    const escaped = prefix.replace(/[\\%_]/g, '\\$&');
+    const member = await tx
+      .selectFrom('members')
+      .select(['domain', 'owner_kind', 'owner_name', 'member'])
+      .where('domain', '<>', domain)
+      .where((eb) => eb.or([eb('member', '=', prefix.replace(/\.$/, '')), eb('member', 'like', `${escaped}%`)]))
+      .executeTakeFirst();
+    if (member !== undefined) {
+      throw new ConflictError(
+        `${what}.referenced`,
+        `${member.domain}:${member.owner_kind}.${member.owner_name} has the member entry ${member.member}`,
+      );
+    }
+    const policy = await tx
+      .selectFrom('policies')
+      .select(['domain', 'name'])
+      .where('domain', '<>', domain)
+      .where('assertions', 'like', `%"group":"${escaped}%`)
+      .executeTakeFirst();
+    if (policy !== undefined) {
+      throw new ConflictError(
+        `${what}.referenced`,
+        `policy ${policy.domain}:policy.${policy.name} names ${prefix.replace(/\.$/, '')}…`,
+      );
+    }
+  }
+
+  // ---- member entries ----------------------------------------------------------------------
+
+  private async insertMembers(
+    tx: Transaction<Database>,
+    domain: string,
+    kind: 'role' | 'group',
+    owner: string,
+    members: readonly MemberEntry[],
+    now: string,
+  ): Promise<void> {
+    const seen = new Set<string>();
+    for (const m of members) {
+      const name = lower(m.name);
+      if (seen.has(name))
+        throw new ValidationError([
+          { path: 'members', code: 'member.duplicate', message: `member "${name}" is listed twice` },
+        ]);
+      seen.add(name);
+    }
+    // Insert in chunks: both databases bound the number of parameters per statement.
+    const rows = members.map((m) => ({
+      domain,
+      owner_kind: kind,
+      owner_name: owner,
+      member: lower(m.name),
+      expires: m.expires ?? null,
+      disabled: m.disabled ? 1 : 0,
+      state: m.state === 'pending' ? ('pending' as const) : ('approved' as const),
+      include_subgroups: m.includeSubgroups ? 1 : 0,
+      created_at: now,
+    }));
+    for (let i = 0; i < rows.length; i += 500)
+      await tx
+        .insertInto('members')
+        .values(rows.slice(i, i + 500))
+        .execute();
+  }
+
+  private async membersOf(
+    db: Queryable,
+    domain: string,
+    kind: 'role' | 'group',
+    owner: string,
+  ): Promise<MemberEntry[]> {
+    const rows = await db
+      .selectFrom('members')
+      .selectAll()
+      .where('domain', '=', domain)
+      .where('owner_kind', '=', kind)
+      .where('owner_name', '=', owner)
+      .orderBy('member')
+      .execute();
+    return rows.map(memberEntryOf);
+  }
+
+  // ---- roles ---------------------------------------------------------------------------------
+
+  private async getRoleIn(db: Queryable, domain: string, name: string): Promise<RoleRecord> {
+    const r = await db
+      .selectFrom('roles')
+      .selectAll()
+      .where('domain', '=', domain)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (r === undefined) throw new NotFoundError('role.not_found', `role "${name}" does not exist in domain ${domain}`);
+    return {
+      domain,
+      name: r.name,
+      description: r.description,
+      trust: r.trust,
+      members: await this.membersOf(db, domain, 'role', r.name),
+      revision: r.revision,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    };
+  }
+
+  /** Gets a role with its members. */
+  async getRole(domain: string, name: string): Promise<RoleRecord> {
+    const d = lower(domain);
+    await this.getDomainIn(this.db, d);
+    return this.getRoleIn(this.db, d, lower(name));
+  }
+
+  /** Lists a domain's roles by name, with their members. */
+  async listRoles(domain: string, options: ListOptions = {}): Promise<Page<RoleRecord>> {
+    const d = lower(domain);
+    await this.getDomainIn(this.db, d);
+    const limit = pageLimit(options.limit);
+    let q = this.db
+      .selectFrom('roles')
+      .select('name')
+      .where('domain', '=', d)
+      .orderBy('name')
+      .limit(limit + 1);
+    const after = keyOfCursor(options.cursor);
+    if (after !== undefined) q = q.where('name', '>', after);
+    const page = paginate(await q.execute(), limit, (r) => r.name);
+    return { ...page, items: await Promise.all(page.items.map((r) => this.getRoleIn(this.db, d, r.name))) };
+  }
+
+  /** Creates a role. ConflictError when it exists; ValidationError when the domain would be invalid. */
+  createRole(
+    domain: string,
+    input: { name: string; description?: string | null; trust?: string | null; members?: MemberEntry[] },
+    ctx: WriteContext,
+  ): Promise<DomainWrite<RoleRecord>> {
+    const d = lower(domain);
+    const name = lower(input.name);
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const exists = await tx
+        .selectFrom('roles')
+        .select('name')
+        .where('domain', '=', d)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (exists !== undefined) throw new ConflictError('role.exists', `role "${name}" already exists in domain ${d}`);
+      await tx
+        .insertInto('roles')
+        .values({
+          domain: d,
+          name,
+          description: input.description ?? null,
+          trust: input.trust ? lower(input.trust) : null,
+          revision: 1,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      await this.insertMembers(tx, d, 'role', name, input.members ?? [], now);
+      const record = await this.getRoleIn(tx, d, name);
+      return {
+        record,
+        audit: { action: 'role.create', objectType: 'role', objectName: name, before: null, after: record },
+      };
+    });
+  }
+
+  /**
+   * Replaces a role's description, trust and members as a whole. With `expectedRevision`, the
+   * write happens only if the role is still at that revision (PreconditionFailedError otherwise):
+   * of many concurrent updates from the same revision exactly one wins.
+   */
+  replaceRole(
+    domain: string,
+    name: string,
+    input: { description?: string | null; trust?: string | null; members?: MemberEntry[] },
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<RoleRecord>> {
+    const d = lower(domain);
+    const role = lower(name);
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const before = await this.getRoleIn(tx, d, role);
+      if (role === ADMIN_ROLE && (input.trust ?? null) !== null) {
+        throw new ValidationError([
+          { path: 'trust', code: 'role.builtin', message: 'the built-in admin role cannot be delegated' },
+        ]);
+      }
+      await this.bumpObject(tx, 'roles', d, role, expectedRevision, before.revision, now);
+      await tx
+        .updateTable('roles')
+        // The built-in admin role keeps its description: only its members change.
+        .set({
+          description: role === ADMIN_ROLE ? before.description : (input.description ?? null),
+          trust: input.trust ? lower(input.trust) : null,
+        })
+        .where('domain', '=', d)
+        .where('name', '=', role)
+        .execute();
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', 'role')
+        .where('owner_name', '=', role)
+        .execute();
+      await this.insertMembers(tx, d, 'role', role, input.members ?? [], now);
+      const record = await this.getRoleIn(tx, d, role);
+      return {
+        record,
+        target: { kind: 'role', name: role },
+        audit: { action: 'role.update', objectType: 'role', objectName: role, before, after: record },
+      };
+    });
+  }
+
+  /** Deletes a role. The built-in admin role cannot be deleted; nor a role others include. */
+  deleteRole(
+    domain: string,
+    name: string,
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<null>> {
+    const d = lower(domain);
+    const role = lower(name);
+    if (role === ADMIN_ROLE)
+      return Promise.reject(new ConflictError('role.builtin', 'the built-in admin role cannot be deleted'));
+    return this.writeInDomain(d, ctx, async (tx) => {
+      const before = await this.getRoleIn(tx, d, role);
+      if (expectedRevision !== undefined && before.revision !== expectedRevision) {
+        throw new PreconditionFailedError(
+          'revision.stale',
+          `role "${role}" is at revision ${before.revision}, not ${expectedRevision}`,
+          before.revision,
+        );
+      }
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', 'role')
+        .where('owner_name', '=', role)
+        .execute();
+      await tx.deleteFrom('roles').where('domain', '=', d).where('name', '=', role).execute();
+      return {
+        record: null,
+        audit: { action: 'role.delete', objectType: 'role', objectName: role, before, after: null },
+      };
+    });
+  }
+
+  /**
+   * Atomically moves an object's revision from `expected` (when given) to the next one; the
+   * conditional UPDATE is what makes exactly one of many concurrent writers win.
+   */
+  private async bumpObject(
+    tx: Transaction<Database>,
+    table: 'roles' | 'groups',
+    domain: string,
+    name: string,
+    expected: number | undefined,
+    current: number,
+    now: string,
+  ): Promise<number> {
+    let q = tx
+      .updateTable(table)
+      .set({ revision: sql`revision + 1`, updated_at: now })
+      .where('domain', '=', domain)
+      .where('name', '=', name);
+    if (expected !== undefined) q = q.where('revision', '=', expected);
+    const r = await q.returning('revision').executeTakeFirst();
+    if (r === undefined) {
+      const kind = table === 'roles' ? 'role' : 'group';
+      throw new PreconditionFailedError(
+        'revision.stale',
+        `${kind} "${name}" is at revision ${current}, not ${String(expected)}`,
+        current,
+      );
+    }
+    return r.revision;
+  }
+
+  // ---- groups --------------------------------------------------------------------------------
+
+  private async getGroupIn(db: Queryable, domain: string, name: string): Promise<GroupRecord> {
+    const g = await db
+      .selectFrom('groups')
+      .selectAll()
+      .where('domain', '=', domain)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    if (g === undefined)
+      throw new NotFoundError('group.not_found', `group "${name}" does not exist in domain ${domain}`);
+    return {
+      domain,
+      name: g.name,
+      description: g.description,
+      parent: g.parent,
+      members: await this.membersOf(db, domain, 'group', g.name),
+      revision: g.revision,
+      createdAt: g.created_at,
+      updatedAt: g.updated_at,
+    };
+  }
+
+  /** Gets a group with its members. */
+  async getGroup(domain: string, name: string): Promise<GroupRecord> {
+    const d = lower(domain);
+    await this.getDomainIn(this.db, d);
+    return this.getGroupIn(this.db, d, lower(name));
+  }
+
+  /** Lists a domain's groups by name. */
+  async listGroups(domain: string, options: ListOptions = {}): Promise<Page<GroupRecord>> {
+    const d = lower(domain);
+    await this.getDomainIn(this.db, d);
+    const limit = pageLimit(options.limit);
+    let q = this.db
+      .selectFrom('groups')
+      .select('name')
+      .where('domain', '=', d)
+      .orderBy('name')
+      .limit(limit + 1);
+    const after = keyOfCursor(options.cursor);
+    if (after !== undefined) q = q.where('name', '>', after);
+    const page = paginate(await q.execute(), limit, (r) => r.name);
+    return { ...page, items: await Promise.all(page.items.map((r) => this.getGroupIn(this.db, d, r.name))) };
+  }
+
+  /** Creates a group (optionally a subgroup of `parent`). */
+  createGroup(
+    domain: string,
+    input: { name: string; description?: string | null; parent?: string | null; members?: MemberEntry[] },
+    ctx: WriteContext,
+  ): Promise<DomainWrite<GroupRecord>> {
+    const d = lower(domain);
+    const name = lower(input.name);
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const exists = await tx
+        .selectFrom('groups')
+        .select('name')
+        .where('domain', '=', d)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (exists !== undefined)
+        throw new ConflictError('group.exists', `group "${name}" already exists in domain ${d}`);
+      await tx
+        .insertInto('groups')
+        .values({
+          domain: d,
+          name,
+          description: input.description ?? null,
+          parent: input.parent ? lower(input.parent) : null,
+          revision: 1,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      await this.insertMembers(tx, d, 'group', name, input.members ?? [], now);
+      const record = await this.getGroupIn(tx, d, name);
+      return {
+        record,
+        audit: { action: 'group.create', objectType: 'group', objectName: name, before: null, after: record },
+      };
+    });
+  }
+
+  /** Replaces a group's description, parent and members, optionally only from `expectedRevision`. */
+  replaceGroup(
+    domain: string,
+    name: string,
+    input: { description?: string | null; parent?: string | null; members?: MemberEntry[] },
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<GroupRecord>> {
+    const d = lower(domain);
+    const group = lower(name);
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const before = await this.getGroupIn(tx, d, group);
+      await this.bumpObject(tx, 'groups', d, group, expectedRevision, before.revision, now);
+      await tx
+        .updateTable('groups')
+        .set({ description: input.description ?? null, parent: input.parent ? lower(input.parent) : null })
+        .where('domain', '=', d)
+        .where('name', '=', group)
+        .execute();
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', 'group')
+        .where('owner_name', '=', group)
+        .execute();
+      await this.insertMembers(tx, d, 'group', group, input.members ?? [], now);
+      const record = await this.getGroupIn(tx, d, group);
+      return {
+        record,
+        audit: { action: 'group.update', objectType: 'group', objectName: group, before, after: record },
+      };
+    });
+  }
+
+  /** Deletes a group; refused while another domain refers to it. */
+  deleteGroup(
+    domain: string,
+    name: string,
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<null>> {
+    const d = lower(domain);
+    const group = lower(name);
+    return this.writeInDomain(d, ctx, async (tx) => {
+      const before = await this.getGroupIn(tx, d, group);
+      if (expectedRevision !== undefined && before.revision !== expectedRevision) {
+        throw new PreconditionFailedError(
+          'revision.stale',
+          `group "${group}" is at revision ${before.revision}, not ${expectedRevision}`,
+          before.revision,
+        );
+      }
+      await this.refuseIfReferenced(tx, d, `${d}:group.${group}`, 'group');
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', 'group')
+        .where('owner_name', '=', group)
+        .execute();
+      await tx.deleteFrom('groups').where('domain', '=', d).where('name', '=', group).execute();
+      return {
+        record: null,
+        audit: { action: 'group.delete', objectType: 'group', objectName: group, before, after: null },
+      };
+    });
+  }
+
+  // ---- policies ------------------------------------------------------------------------------
+
+  private policyRecord(domain: string, p: Database['policies']): PolicyRecord {
+    return {
+      domain,
+      name: p.name,
+      version: p.version === '' ? null : p.version,
+      active: p.active === 1,
+      description: p.description,
+      assertions: JSON.parse(p.assertions) as AssertionModel[],
+      revision: p.revision,
+      createdAt: p.created_at,
+      updatedAt: p.updated_at,
+    };
+  }
+
+  /** Every version of a policy, active first. NotFoundError when there is none. */
+  async getPolicy(domain: string, name: string): Promise<PolicyRecord[]> {
+    const d = lower(domain);
+    await this.getDomainIn(this.db, d);
+    const rows = await this.db
+      .selectFrom('policies')
+      .selectAll()
+      .where('domain', '=', d)
+      .where('name', '=', lower(name))
+      .orderBy('version')
+      .execute();
+    if (rows.length === 0)
+      throw new NotFoundError('policy.not_found', `policy "${lower(name)}" does not exist in domain ${d}`);
+    return rows.map((r) => this.policyRecord(d, r)).sort((a, b) => Number(b.active) - Number(a.active));
+  }
+
+  /** Lists a domain's policy versions by name and version. */
+  async listPolicies(domain: string, options: ListOptions = {}): Promise<Page<PolicyRecord>> {
+    const d = lower(domain);
+    await this.getDomainIn(this.db, d);
+    const limit = pageLimit(options.limit);
+    let q = this.db
+      .selectFrom('policies')
+      .selectAll()
+      .where('domain', '=', d)
+      .orderBy('name')
+      .orderBy('version')
+      .limit(limit + 1);
+    const after = keyOfCursor(options.cursor);
+    if (after !== undefined) {
+      const [n, v] = after.split('\u0000') as [string, string];
+      q = q.where((eb) => eb.or([eb('name', '>', n), eb.and([eb('name', '=', n), eb('version', '>', v ?? '')])]));
+    }
+    const page = paginate(await q.execute(), limit, (r) => `${r.name}\u0000${r.version}`);
+    return { ...page, items: page.items.map((r) => this.policyRecord(d, r)) };
+  }
+
+  /**
+   * Creates or replaces one version of a policy. When `active` (the default), every other version
+   * of the policy becomes inactive in the same transaction. The built-in admin policy is fixed.
+   */
+  putPolicy(
+    domain: string,
+    input: {
+      name: string;
+      version?: string | null;
+      active?: boolean;
+      description?: string | null;
+      assertions: AssertionModel[];
+    },
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<PolicyRecord>> {
+    const d = lower(domain);
+    const name = lower(input.name);
+    const version = input.version ?? '';
+    if (name === ADMIN_POLICY)
+      return Promise.reject(new ConflictError('policy.builtin', 'the built-in admin policy cannot be changed'));
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const existing = await tx
+        .selectFrom('policies')
+        .selectAll()
+        .where('domain', '=', d)
+        .where('name', '=', name)
+        .where('version', '=', version)
+        .executeTakeFirst();
+      if (expectedRevision !== undefined && existing?.revision !== expectedRevision) {
+        throw new PreconditionFailedError(
+          'revision.stale',
+          `policy "${name}" is at revision ${existing?.revision ?? 'none (it does not exist)'}, not ${expectedRevision}`,
+          existing?.revision,
+        );
+      }
+      const active = input.active !== false;
+      if (active) {
+        await tx
+          .updateTable('policies')
+          .set({ active: 0 })
+          .where('domain', '=', d)
+          .where('name', '=', name)
+          .where('version', '<>', version)
+          .execute();
+      }
+      const values = {
+        active: active ? 1 : 0,
+        description: input.description ?? null,
+        assertions: JSON.stringify(input.assertions),
+        updated_at: now,
+      };
+      if (existing === undefined) {
+        await tx
+          .insertInto('policies')
+          .values({ domain: d, name, version, ...values, revision: 1, created_at: now })
+          .execute();
+      } else {
+        await tx
+          .updateTable('policies')
+          .set({ ...values, revision: existing.revision + 1 })
+          .where('domain', '=', d)
+          .where('name', '=', name)
+          .where('version', '=', version)
+          .where('revision', '=', existing.revision)
+          .execute();
+      }
+      const row = await tx
+        .selectFrom('policies')
+        .selectAll()
+        .where('domain', '=', d)
+        .where('name', '=', name)
+        .where('version', '=', version)
+        .executeTakeFirstOrThrow();
+      const record = this.policyRecord(d, row);
+      return {
+        record,
+        target: { kind: 'policy', name, version },
+        audit: {
+          action: existing === undefined ? 'policy.create' : 'policy.update',
+          objectType: 'policy',
+          objectName: version === '' ? name : `${name}@${version}`,
+          before: existing === undefined ? null : this.policyRecord(d, existing),
+          after: record,
+        },
+      };
+    });
+  }
+
+  /** Deletes one version of a policy (or the unversioned one). */
+  deletePolicy(
+    domain: string,
+    name: string,
+    version: string | null,
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<null>> {
+    const d = lower(domain);
+    const policy = lower(name);
+    if (policy === ADMIN_POLICY)
+      return Promise.reject(new ConflictError('policy.builtin', 'the built-in admin policy cannot be deleted'));
+    const v = version ?? '';
+    return this.writeInDomain(d, ctx, async (tx) => {
+      const row = await tx
+        .selectFrom('policies')
+        .selectAll()
+        .where('domain', '=', d)
+        .where('name', '=', policy)
+        .where('version', '=', v)
+        .executeTakeFirst();
+      if (row === undefined)
+        throw new NotFoundError(
+          'policy.not_found',
+          `policy "${policy}"${version ? ` version "${version}"` : ''} does not exist in domain ${d}`,
+        );
+      if (expectedRevision !== undefined && row.revision !== expectedRevision) {
+        throw new PreconditionFailedError(
+          'revision.stale',
+          `policy "${policy}" is at revision ${row.revision}, not ${expectedRevision}`,
+          row.revision,
+        );
+      }
+      await tx
+        .deleteFrom('policies')
+        .where('domain', '=', d)
+        .where('name', '=', policy)
+        .where('version', '=', v)
+        .execute();
+      return {
+        record: null,
+        audit: {
+          action: 'policy.delete',
+          objectType: 'policy',
+          objectName: v === '' ? policy : `${policy}@${v}`,
+          before: this.policyRecord(d, row),
+          after: null,
+        },
+      };
+    });
+  }
+}
+
+/** What a domain write says about itself in the audit trail (the rest comes from the context). */
+interface DomainAudit {
+  action: string;
+  objectType: string;
+  objectName: string;
+  before: unknown;
+  after: unknown;
+}
+
+/** The object a write is about, so that its issues can be reported relative to it. */
+interface IssueTarget {
+  kind: 'role' | 'group' | 'policy';
+  name: string;
+  version?: string;
+}
+
+/**
+ * Rewrites model issue paths (`policies[3].assertions[0].role`, positions in the loaded model)
+ * to name the objects (`policies[books@2].assertions[0].role`), or to be relative to `target`.
+ */
+export function relocateIssues(
+  model: {
+    roles?: { name: string }[] | undefined;
+    groups?: { name: string }[] | undefined;
+    policies?: { name: string; version?: string | undefined }[] | undefined;
+  },
+  issues: readonly ModelIssue[],
+  target: IssueTarget | undefined,
+): ModelIssue[] {
+  return issues.map((issue) => {
+    const m = /^(roles|groups|policies)\[(\d+)\](.*)$/.exec(issue.path);
+    if (!m) return issue;
+    const [, list, index, rest] = m as unknown as [string, 'roles' | 'groups' | 'policies', string, string];
+    const item = model[list]?.[Number(index)] as { name: string; version?: string } | undefined;
+    if (item === undefined) return issue;
+    const kind = list === 'roles' ? 'role' : list === 'groups' ? 'group' : 'policy';
+    const version = item.version ?? '';
+    if (
+      target &&
+      target.kind === kind &&
+      target.name === item.name &&
+      (kind !== 'policy' || (target.version ?? '') === version)
+    ) {
+      return { ...issue, path: rest.startsWith('.') ? rest.slice(1) : rest === '' ? '' : rest };
+    }
+    const label = kind === 'policy' && version !== '' ? `${item.name}@${version}` : item.name;
+    return { ...issue, path: `${list}[${label}]${rest}` };
+  });
+}
