@@ -137,7 +137,8 @@ function lower(name: string): string {
 
 /** The control-plane store over one open database. */
 export class Store {
-  private readonly clock: () => Date;
+  /** The store's clock (injected in tests). */
+  readonly clock: () => Date;
 
   constructor(
     readonly database: OpenDatabase,
@@ -163,9 +164,11 @@ export class Store {
 
   /**
    * Runs `change` in a transaction inside domain `domain`, then bumps the domain's revision,
-   * validates the domain as it now stands, and appends the audit event — all or nothing.
+   * validates the domain as it now stands, and appends the audit event — all or nothing. The
+   * building block of every write inside a domain (other modules compose their writes with it).
+   * NotFoundError when the domain does not exist; driver constraint errors become ConflictError.
    */
-  private async writeInDomain<T>(
+  async writeInDomain<T>(
     domain: string,
     ctx: WriteContext,
     change: (
@@ -236,7 +239,7 @@ export class Store {
   }
 
   /** Maps driver errors to storage errors; everything else passes through. */
-  private async translate<T>(fn: () => Promise<T>): Promise<T> {
+  async translate<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -1103,7 +1106,7 @@ export class Store {
 }
 
 /** What a domain write says about itself in the audit trail (the rest comes from the context). */
-interface DomainAudit {
+export interface DomainAudit {
   action: string;
   objectType: string;
   objectName: string;
@@ -1112,7 +1115,7 @@ interface DomainAudit {
 }
 
 /** The object a write is about, so that its issues can be reported relative to it. */
-interface IssueTarget {
+export interface IssueTarget {
   kind: 'role' | 'group' | 'policy';
   name: string;
   version?: string;
