@@ -113,7 +113,10 @@ export interface DomainWrite<T> {
   record: T;
   /** The domain's revision after the change. */
   revision: number;
-  /** The domain as compiled after the change (undefined when the domain was deleted). */
+  /**
+   * The domain as compiled after the change: undefined when the domain was deleted, or inside
+   * `transaction({ deferValidation })` (then the transaction's result carries it).
+   */
   compiled: CompiledDomain | undefined;
 }
 
@@ -140,16 +143,61 @@ export class Store {
   /** The store's clock (injected in tests). */
   readonly clock: () => Date;
 
+  /** Inside `transaction()`: the open transaction every call of this store runs in. */
+  private readonly handle: Transaction<Database> | undefined;
+  /** Inside `transaction({ deferValidation })`: domains written and not validated yet. */
+  private readonly deferred: Map<string, IssueTarget | undefined> | undefined;
+
   constructor(
     readonly database: OpenDatabase,
-    options: { clock?: () => Date } = {},
+    options: { clock?: () => Date; handle?: Transaction<Database>; deferValidation?: boolean } = {},
   ) {
     this.clock = options.clock ?? (() => new Date());
+    this.handle = options.handle;
+    this.deferred = options.handle && options.deferValidation ? new Map() : undefined;
   }
 
-  /** The Kysely instance, for reads the store does not wrap. */
+  /** The Kysely instance (the open transaction, inside `transaction()`), for reads the store does not wrap. */
   get db(): OpenDatabase['db'] {
-    return this.database.db;
+    return this.handle ?? this.database.db;
+  }
+
+  /**
+   * Runs `fn` in a transaction — or, inside `transaction()`, in the transaction already open —
+   * so that writes compose: several store calls can make one atomic change.
+   */
+  run<T>(fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.handle ? fn(this.handle) : this.database.db.transaction().execute(fn);
+  }
+
+  /**
+   * Runs `fn` with a store bound to one transaction: every write it makes commits together or
+   * not at all. With `deferValidation`, each written domain is validated once, at the end,
+   * instead of after every write (for large changes such as `gatehouse apply`); the domains as
+   * compiled then are returned beside `fn`'s result.
+   */
+  async transaction<T>(
+    fn: (store: Store) => Promise<T>,
+    options: { deferValidation?: boolean } = {},
+  ): Promise<{ result: T; compiled: Map<string, CompiledDomain> }> {
+    return this.translate(() =>
+      this.run(async (tx) => {
+        const inner = new Store(this.database, {
+          clock: this.clock,
+          handle: tx,
+          deferValidation: options.deferValidation === true,
+        });
+        const result = await fn(inner);
+        const compiled = new Map<string, CompiledDomain>();
+        if (inner.deferred) {
+          for (const [domain, target] of inner.deferred) {
+            const exists = await tx.selectFrom('domains').select('name').where('name', '=', domain).executeTakeFirst();
+            if (exists !== undefined) compiled.set(domain, await inner.validateDomain(tx, domain, target));
+          }
+        }
+        return { result, compiled };
+      }),
+    );
   }
 
   /** Resolves when the database answers a trivial query. */
@@ -177,7 +225,7 @@ export class Store {
     ) => Promise<{ record: T; audit: DomainAudit; target?: IssueTarget }>,
   ): Promise<DomainWrite<T>> {
     return this.translate(() =>
-      this.db.transaction().execute(async (tx) => {
+      this.run(async (tx) => {
         const now = this.clock().toISOString();
         // Bumping first takes the domain's row lock (PostgreSQL): writes to one domain serialise.
         const bumped = await tx
@@ -188,7 +236,10 @@ export class Store {
           .executeTakeFirst();
         if (bumped === undefined) throw new NotFoundError('domain.not_found', `domain "${domain}" does not exist`);
         const { record, audit, target } = await change(tx, now);
-        const compiled = await this.validateDomain(tx, domain, target);
+        let compiled: CompiledDomain | undefined;
+        if (this.deferred) {
+          if (!this.deferred.has(domain)) this.deferred.set(domain, target);
+        } else compiled = await this.validateDomain(tx, domain, target);
         await appendAudit(tx, {
           ...audit,
           domain,
@@ -272,7 +323,7 @@ export class Store {
   ): Promise<DomainWrite<DomainRecord>> {
     const name = parseDomainName(input.name);
     return this.translate(() =>
-      this.db.transaction().execute(async (tx) => {
+      this.run(async (tx) => {
         const now = this.clock().toISOString();
         const dot = name.lastIndexOf('.');
         if (dot > 0) {
@@ -325,7 +376,9 @@ export class Store {
             updated_at: now,
           })
           .execute();
-        const compiled = await this.validateDomain(tx, name);
+        let compiled: CompiledDomain | undefined;
+        if (this.deferred) this.deferred.set(name, undefined);
+        else compiled = await this.validateDomain(tx, name);
         const record = await this.getDomainIn(tx, name);
         await appendAudit(tx, {
           actor: ctx.actor,
@@ -425,7 +478,7 @@ export class Store {
     if (['sys', 'sys.auth', 'user'].includes(domain))
       throw new ConflictError('domain.reserved', `domain "${domain}" is reserved`);
     await this.translate(() =>
-      this.db.transaction().execute(async (tx) => {
+      this.run(async (tx) => {
         const now = this.clock().toISOString();
         const before = await this.getDomainIn(tx, domain);
         if (expectedRevision !== undefined && before.revision !== expectedRevision) {

@@ -206,3 +206,73 @@ describe.each(TEST_DATABASE_KINDS)('store on $name', (kind) => {
     expect(await verifyAuditChain(store.db)).toMatchObject({ ok: true, events: 3 });
   });
 });
+
+describe.each(TEST_DATABASE_KINDS)('store transactions on $name', (kind) => {
+  let t: TestDatabase;
+  let store: Store;
+  beforeEach(async () => {
+    t = await kind.create();
+    store = new Store(t.open, { clock: () => NOW });
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+
+  it('composes several writes into one atomic change', async () => {
+    const { compiled } = await store.transaction(async (s) => {
+      await s.createDomain({ name: 'library' }, ctx);
+      await s.createRole('library', { name: 'readers', members: [{ name: 'user.bob' }] }, ctx);
+      await s.putPolicy(
+        'library',
+        { name: 'p', assertions: [{ effect: 'allow', action: 'read', resource: 'library:*', role: 'readers' }] },
+        undefined,
+        ctx,
+      );
+    });
+    expect(compiled.size).toBe(0);
+    expect((await store.getDomain('library')).revision).toBe(3);
+    await expect(
+      store.transaction(async (s) => {
+        await s.createRole('library', { name: 'writers' }, ctx);
+        await s.createRole('library', { name: 'readers' }, ctx);
+      }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    await expect(store.getRole('library', 'writers')).rejects.toBeInstanceOf(NotFoundError);
+    expect(await verifyAuditChain(store.db)).toMatchObject({ ok: true, events: 3 });
+  });
+
+  it('validates each domain once at the end when asked to, and rolls everything back when invalid', async () => {
+    const { compiled } = await store.transaction(
+      async (s) => {
+        await s.createDomain({ name: 'library' }, ctx);
+        // Refers to a role created only later in the same change: fine, validation waits.
+        await s.putPolicy(
+          'library',
+          { name: 'p', assertions: [{ effect: 'allow', action: 'read', resource: 'library:*', role: 'readers' }] },
+          undefined,
+          ctx,
+        );
+        await s.createRole('library', { name: 'readers' }, ctx);
+      },
+      { deferValidation: true },
+    );
+    expect([...compiled.keys()]).toEqual(['library']);
+    await expect(
+      store.transaction(
+        async (s) => {
+          await s.createDomain({ name: 'shop' }, ctx);
+          await s.putPolicy(
+            'shop',
+            { name: 'p', assertions: [{ effect: 'allow', action: 'read', resource: 'shop:*', role: 'ghosts' }] },
+            undefined,
+            ctx,
+          );
+        },
+        { deferValidation: true },
+      ),
+    ).rejects.toMatchObject({
+      issues: [expect.objectContaining({ path: 'policies[p].assertions[0].role', code: 'role.not_found' })],
+    });
+    await expect(store.getDomain('shop')).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
