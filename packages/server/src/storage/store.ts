@@ -174,30 +174,46 @@ export class Store {
    * Runs `fn` with a store bound to one transaction: every write it makes commits together or
    * not at all. With `deferValidation`, each written domain is validated once, at the end,
    * instead of after every write (for large changes such as `gatehouse apply`); the domains as
-   * compiled then are returned beside `fn`'s result.
+   * compiled then are returned beside `fn`'s result. With `rollback`, everything is done and
+   * validated, then undone (a dry run).
    */
   async transaction<T>(
     fn: (store: Store) => Promise<T>,
-    options: { deferValidation?: boolean } = {},
+    options: { deferValidation?: boolean; rollback?: boolean } = {},
   ): Promise<{ result: T; compiled: Map<string, CompiledDomain> }> {
-    return this.translate(() =>
-      this.run(async (tx) => {
-        const inner = new Store(this.database, {
-          clock: this.clock,
-          handle: tx,
-          deferValidation: options.deferValidation === true,
-        });
-        const result = await fn(inner);
-        const compiled = new Map<string, CompiledDomain>();
-        if (inner.deferred) {
-          for (const [domain, target] of inner.deferred) {
-            const exists = await tx.selectFrom('domains').select('name').where('name', '=', domain).executeTakeFirst();
-            if (exists !== undefined) compiled.set(domain, await inner.validateDomain(tx, domain, target));
+    let outcome: { result: T; compiled: Map<string, CompiledDomain> } | undefined;
+    try {
+      return await this.translate(() =>
+        this.run(async (tx) => {
+          const inner = new Store(this.database, {
+            clock: this.clock,
+            handle: tx,
+            deferValidation: options.deferValidation === true,
+          });
+          const result = await fn(inner);
+          const compiled = new Map<string, CompiledDomain>();
+          if (inner.deferred) {
+            for (const [domain, target] of inner.deferred) {
+              const exists = await tx
+                .selectFrom('domains')
+                .select('name')
+                .where('name', '=', domain)
+                .executeTakeFirst();
+              if (exists !== undefined) compiled.set(domain, await inner.validateDomain(tx, domain, target));
+            }
           }
-        }
-        return { result, compiled };
-      }),
-    );
+          if (options.rollback) {
+            // A dry run: everything was done and validated; now undo it.
+            outcome = { result, compiled };
+            throw new RollbackSignal();
+          }
+          return { result, compiled };
+        }),
+      );
+    } catch (err) {
+      if (err instanceof RollbackSignal && outcome !== undefined) return outcome;
+      throw err;
+    }
   }
 
   /** Resolves when the database answers a trivial query. */
@@ -1165,6 +1181,13 @@ export interface DomainAudit {
   objectName: string;
   before: unknown;
   after: unknown;
+}
+
+/** Thrown inside a transaction to roll it back after a dry run. */
+class RollbackSignal extends Error {
+  constructor() {
+    super('rolled back');
+  }
 }
 
 /** The object a write is about, so that its issues can be reported relative to it. */
