@@ -6,6 +6,9 @@
 
 import type { FastifyReply, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { REQUEST_ID_HEADER } from './gen-request-id.js';
+import { NameError } from '@gatehouse/engine';
+import { ConflictError, MissingReferenceError, NotFoundError, PreconditionFailedError } from '../storage/errors.js';
+import { ValidationError } from '../storage/store.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, toProblemDetails, type ProblemFieldError } from './problem.js';
 
 /** At most this many field errors are listed in a validation problem. */
@@ -63,6 +66,11 @@ export function handleNotFound(request: FastifyRequest, reply: FastifyReply): vo
 
 /** Sends `problem` as the response, with the request id in the body and the X-Request-ID header. */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: ProblemError): void {
+  if (problem.status === 401 && !reply.hasHeader('www-authenticate')) {
+    // RFC 6750 §3: the Bearer challenge, with invalid_token when a token was sent but refused.
+    const invalid = problem.code.startsWith('token.') ? ', error="invalid_token"' : '';
+    void reply.header('www-authenticate', `Bearer realm="gatehouse"${invalid}`);
+  }
   void reply
     .code(problem.status)
     .header(REQUEST_ID_HEADER, request.id)
@@ -81,6 +89,8 @@ export function toProblemError(error: unknown, request: FastifyRequest): Problem
     validationContext?: string;
   };
   if (Array.isArray(e.validation)) return validationProblem(e.validation, e.validationContext ?? 'body', request);
+  const stored = storageProblem(error);
+  if (stored !== undefined) return stored;
   switch (e.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new ProblemError({
@@ -242,3 +252,50 @@ const FIELD_CODES: Record<string, string> = {
   anyOf: 'field.no_match',
   oneOf: 'field.no_match',
 };
+
+/**
+ * Turns a model issue path (`assertions[1].condition`, relative to the request body) into a JSON
+ * pointer (`/body/assertions/1/condition`); paths that name other objects
+ * (`roles[readers].members[0]`) point at the body as a whole and keep the path in the message.
+ */
+export function issuePointer(path: string): { pointer: string; prefix: string } {
+  if (/^(roles|groups|policies)\[[^\]]*[^\d\]][^\]]*\]/.test(path)) return { pointer: '/body', prefix: `${path}: ` };
+  const segments = path
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.')
+    .filter((s) => s !== '')
+    .map((s) => s.replace(/~/g, '~0').replace(/\//g, '~1'));
+  return { pointer: segments.length === 0 ? '/body' : `/body/${segments.join('/')}`, prefix: '' };
+}
+
+/** The problem answering a storage or engine error, or undefined for other errors. */
+export function storageProblem(error: unknown): ProblemError | undefined {
+  if (error instanceof ValidationError) {
+    const first = error.issues[0];
+    return new ProblemError({
+      status: 400,
+      code: first?.code ?? error.code,
+      title: 'Invalid change',
+      detail:
+        error.issues.length === 1 && first
+          ? `${first.path ? `${first.path}: ` : ''}${first.message}`
+          : `the change is invalid (${error.issues.length} problems)`,
+      errors: error.issues.slice(0, MAX_FIELD_ERRORS).map((i) => {
+        const { pointer, prefix } = issuePointer(i.path);
+        return { pointer, code: i.code, message: `${prefix}${i.message}` };
+      }),
+      cause: error,
+    });
+  }
+  if (error instanceof NotFoundError)
+    return new ProblemError({ status: 404, code: error.code, detail: error.message, cause: error });
+  if (error instanceof ConflictError || error instanceof MissingReferenceError) {
+    return new ProblemError({ status: 409, code: error.code, detail: error.message, cause: error });
+  }
+  if (error instanceof PreconditionFailedError) {
+    return new ProblemError({ status: 412, code: error.code, detail: error.message, cause: error });
+  }
+  if (error instanceof NameError)
+    return new ProblemError({ status: 400, code: error.code, detail: error.message, cause: error });
+  return undefined;
+}

@@ -827,6 +827,88 @@ export class Store {
     return r.revision;
   }
 
+  /**
+   * Adds (or replaces) one member entry of a role or group, bumping its revision: concurrent
+   * additions never lose each other. With `expectedRevision`, only from that revision.
+   */
+  putMember(
+    kind: 'role' | 'group',
+    domain: string,
+    owner: string,
+    entry: MemberEntry,
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<RoleRecord | GroupRecord>> {
+    const d = lower(domain);
+    const name = lower(owner);
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const before = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
+      await this.bumpObject(tx, kind === 'role' ? 'roles' : 'groups', d, name, expectedRevision, before.revision, now);
+      const member = lower(entry.name);
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', kind)
+        .where('owner_name', '=', name)
+        .where('member', '=', member)
+        .execute();
+      await this.insertMembers(tx, d, kind, name, [entry], now);
+      const record = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
+      const index = record.members.findIndex((m) => m.name === member);
+      return {
+        record,
+        target: { kind, name },
+        audit: {
+          action: `${kind}.member.put`,
+          objectType: kind,
+          objectName: name,
+          before: { member: before.members.find((m) => m.name === member) ?? null },
+          after: { member: record.members[index] },
+        },
+      };
+    });
+  }
+
+  /** Removes one member entry of a role or group (NotFoundError when it is not there). */
+  deleteMember(
+    kind: 'role' | 'group',
+    domain: string,
+    owner: string,
+    member: string,
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<RoleRecord | GroupRecord>> {
+    const d = lower(domain);
+    const name = lower(owner);
+    const m = lower(member);
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const before = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
+      const existing = before.members.find((x) => x.name === m);
+      if (existing === undefined)
+        throw new NotFoundError('member.not_found', `${m} is not a member of ${kind} "${name}"`);
+      await this.bumpObject(tx, kind === 'role' ? 'roles' : 'groups', d, name, expectedRevision, before.revision, now);
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', kind)
+        .where('owner_name', '=', name)
+        .where('member', '=', m)
+        .execute();
+      const record = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
+      return {
+        record,
+        target: { kind, name },
+        audit: {
+          action: `${kind}.member.delete`,
+          objectType: kind,
+          objectName: name,
+          before: { member: existing },
+          after: { member: null },
+        },
+      };
+    });
+  }
+
   // ---- groups --------------------------------------------------------------------------------
 
   private async getGroupIn(db: Queryable, domain: string, name: string): Promise<GroupRecord> {

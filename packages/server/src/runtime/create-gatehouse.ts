@@ -1,0 +1,113 @@
+/**
+ * Wires one Gatehouse node: the database (migrated), the store, the reserved domains, the keys,
+ * the decision catalog, and the HTTP app with the management API. `close()` releases it all.
+ */
+
+import type { FastifyRequest } from 'fastify';
+import type { ServerConfig } from '../config/load-config.js';
+import { CatalogHolder } from '../catalog/catalog-holder.js';
+import { buildApp, type BuildAppOptions, type GatehouseApp } from '../http/build-app.js';
+import { ProblemError } from '../http/problem.js';
+import { AccessTokenVerifier, InvalidTokenError } from '../keys/access-tokens.js';
+import { KeyService } from '../keys/key-service.js';
+import { registerManagementRoutes } from '../management/management-routes.js';
+import { ManagementService, type Caller } from '../management/management-service.js';
+import { openDatabase } from '../storage/open-database.js';
+import { Store } from '../storage/store.js';
+import { ensureReservedDomains } from './ensure-reserved-domains.js';
+
+/** A running node's parts. */
+export interface Gatehouse {
+  readonly config: ServerConfig;
+  readonly app: GatehouseApp;
+  readonly store: Store;
+  readonly keys: KeyService;
+  readonly catalog: CatalogHolder;
+  readonly management: ManagementService;
+  /** The issuer of this node's tokens: `{PUBLIC_URL}/oidc`. */
+  readonly issuer: string;
+  /** The audience of management API tokens: `{PUBLIC_URL}/v1`. */
+  readonly managementAudience: string;
+  /** Closes the app and the database. */
+  close(): Promise<void>;
+}
+
+/** Options of createGatehouse. */
+export interface CreateGatehouseOptions {
+  logger?: BuildAppOptions['logger'];
+  clock?: () => Date;
+}
+
+/** Builds a node from its configuration; nothing listens until `app.listen`. */
+export async function createGatehouse(config: ServerConfig, options: CreateGatehouseOptions = {}): Promise<Gatehouse> {
+  const clock = options.clock ?? (() => new Date());
+  const database = await openDatabase(config.database);
+  try {
+    const store = new Store(database, { clock });
+    await ensureReservedDomains(store);
+    const keys = new KeyService({
+      db: database.db,
+      masterKey: config.masterKey,
+      clock,
+      maxTokenTtlSeconds: Math.max(config.accessTokenTtlSeconds, config.bundleTtlSeconds),
+    });
+    await keys.ensureKeys({ actor: 'system' });
+    const catalog = new CatalogHolder();
+    await catalog.reload(database.db);
+    const management = new ManagementService(store, catalog, clock);
+    const issuer = `${config.publicUrl}/oidc`;
+    const managementAudience = `${config.publicUrl}/v1`;
+    const verifier = new AccessTokenVerifier({ keys, issuer, audience: managementAudience, clock });
+    const authenticate = async (request: FastifyRequest): Promise<Caller> => {
+      const header = request.headers.authorization;
+      const m = typeof header === 'string' ? /^Bearer\s+([A-Za-z0-9._~+/-]+=*)\s*$/i.exec(header) : null;
+      if (!m) {
+        throw new ProblemError({
+          status: 401,
+          code: 'auth.required',
+          detail: 'send an access token: Authorization: Bearer <token>',
+        });
+      }
+      try {
+        const claims = await verifier.verify(m[1] as string);
+        return { principal: claims.sub.toLowerCase(), requestId: request.id };
+      } catch (err) {
+        if (err instanceof InvalidTokenError) {
+          throw new ProblemError({
+            status: 401,
+            code: err.code,
+            detail: `the access token is not valid: ${err.message}`,
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    };
+    const app = await buildApp({
+      config,
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
+      ready: () => store.ready(),
+      register: (a) => registerManagementRoutes(a, management, authenticate),
+    });
+    let closed = false;
+    return {
+      config,
+      app,
+      store,
+      keys,
+      catalog,
+      management,
+      issuer,
+      managementAudience,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await app.close();
+        await database.close();
+      },
+    };
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+}
