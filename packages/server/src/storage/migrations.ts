@@ -174,9 +174,23 @@ const initial: Migration = {
 /** The hash the audit chain starts from. */
 export const GENESIS_HASH = '0'.repeat(64);
 
+const oneCurrentKey: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    // At most one current (not retired) signing key per purpose, enforced by the database.
+    await db.schema
+      .createIndex('keys_one_current')
+      .on('keys')
+      .column('purpose')
+      .unique()
+      .where(sql.ref('retired_at'), 'is', null)
+      .execute();
+  },
+};
+
 /** Every migration, in order. Names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
+  '0002_keys_one_current': oneCurrentKey,
 };
 
 /** Serves MIGRATIONS to Kysely's Migrator. */

@@ -67,7 +67,7 @@ export async function openDatabase(
   const open: OpenDatabase = { db, kind: location.kind, close: () => db.destroy() };
   if (options.migrate !== false) {
     try {
-      await migrateToLatest(db);
+      await migrateToLatest(db, location.kind === 'postgres' ? location.schema : undefined);
     } catch (err) {
       await open.close();
       throw err;
@@ -76,9 +76,17 @@ export async function openDatabase(
   return open;
 }
 
-/** Runs every pending migration; throws MigrationError naming the one that failed. */
-export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: migrationProvider });
+/**
+ * Runs every pending migration; throws MigrationError naming the one that failed. `schema` (for
+ * PostgreSQL) keeps the migration bookkeeping tables in that schema: Kysely otherwise looks for
+ * them in every schema it can see.
+ */
+export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider,
+    ...(schema !== undefined ? { migrationTableSchema: schema } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error !== undefined) {

@@ -43,15 +43,24 @@ const postgresKind: TestDatabaseKind = {
     await admin.connect();
     await admin.query(`create schema ${schema}`);
     await admin.end();
-    const open = await openDatabase({ kind: 'postgres', url: pgUrl as string, schema });
+    const dropSchema = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`drop schema if exists ${schema} cascade`);
+      await c.end();
+    };
+    let open: OpenDatabase;
+    try {
+      open = await openDatabase({ kind: 'postgres', url: pgUrl as string, schema });
+    } catch (err) {
+      await dropSchema();
+      throw err;
+    }
     return {
       open,
       async dispose() {
         await open.close();
-        const c = new pg.Client({ connectionString: pgUrl });
-        await c.connect();
-        await c.query(`drop schema ${schema} cascade`);
-        await c.end();
+        await dropSchema();
       },
     };
   },
