@@ -1,19 +1,90 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { runAuditVerify, runKeysRotate, runMigrate } from './admin-commands.js';
+import { runApply, runExport } from './apply-command.js';
 import { runPolicyTests } from './policy-test-command.js';
+import { CommandError, processOutput, type CommandOutput } from './run-operator-command.js';
+import { runServe } from './serve-command.js';
+
+/** Runs a command's action; a CommandError ends it with its message and exit code. */
+function action<A extends unknown[]>(
+  output: CommandOutput,
+  fn: (...args: A) => Promise<void>,
+): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      if (!(err instanceof CommandError)) throw err;
+      output.err(err.message);
+      process.exitCode = err.exitCode;
+    }
+  };
+}
 
 /** Builds the `gatehouse` command line. */
-export function buildCli(): Command {
+export function buildCli(output: CommandOutput = processOutput): Command {
   const program = new Command('gatehouse')
     .description('Gatehouse: authorization server, policy store, AuthZEN decision service')
     .showHelpAfterError();
+  const server = new Option('--server <url>', 'work against a running server instead of the local database').env(
+    'GATEHOUSE_SERVER',
+  );
+  const token = new Option('--token <token>', 'access token for --server').env('GATEHOUSE_TOKEN');
+
+  program
+    .command('serve')
+    .description('start the server (configuration from GATEHOUSE_* variables; see docs/configuration.md)')
+    .action(action(output, () => runServe(output)));
+  program
+    .command('migrate')
+    .description('bring the database schema up to date')
+    .action(action(output, () => runMigrate(output)));
+  program
+    .command('apply')
+    .description('make the domains a config file names match it: prints the plan, then applies it in one transaction')
+    .requiredOption('-f, --file <file>', 'config file (YAML or JSON; see docs/config-file.md)')
+    .option('--dry-run', 'print the plan and change nothing')
+    .addOption(server)
+    .addOption(token)
+    .action(
+      action(output, (opts: { file: string; dryRun?: boolean; server?: string; token?: string }) =>
+        runApply({ file: opts.file, dryRun: opts.dryRun === true, server: opts.server, token: opts.token }, output),
+      ),
+    );
+  program
+    .command('export')
+    .description('print domains (all when none is named) in the config file format')
+    .argument('[domains...]', 'domain names')
+    .addOption(server)
+    .addOption(token)
+    .action(
+      action(output, (domains: string[], opts: { server?: string; token?: string }) =>
+        runExport(
+          domains,
+          { ...(opts.server ? { server: opts.server } : {}), ...(opts.token ? { token: opts.token } : {}) },
+          output,
+        ),
+      ),
+    );
   program
     .command('test')
     .description('run policy test files (see docs/policy-tests.md) without a server')
     .argument('<files...>', 'policy test files (YAML or JSON)')
     .action((files: string[]) => {
       const run = runPolicyTests(files);
-      process.stdout.write(`${run.output}\n`);
+      output.out(run.output);
       process.exitCode = run.exitCode;
     });
+  const audit = program.command('audit').description('the audit trail');
+  audit
+    .command('verify')
+    .description('check that no audit event was edited or removed (exit 1 when one was)')
+    .action(action(output, () => runAuditVerify(output)));
+  const keys = program.command('keys').description('signing keys');
+  keys
+    .command('rotate')
+    .description('add a new signing key; the old one stays in the JWKS until what it signed has expired')
+    .addOption(new Option('--purpose <purpose>', 'which key').choices(['token', 'control']).default('token'))
+    .action(action(output, (opts: { purpose: 'token' | 'control' }) => runKeysRotate(opts.purpose, output)));
   return program;
 }
