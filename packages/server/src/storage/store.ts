@@ -26,6 +26,7 @@ import { appendAudit } from './audit-log.js';
 import { ConflictError, constraintKind, NotFoundError, PreconditionFailedError } from './errors.js';
 import { loadDomainModel, memberEntryOf, type Queryable } from './load-domain-model.js';
 import type { OpenDatabase } from './open-database.js';
+import { keyOfCursor, pageLimit, paginate, type ListOptions, type Page } from './paginate.js';
 import type { Database } from './schema.js';
 
 /** Who makes a change, for the audit trail. */
@@ -45,20 +46,7 @@ export class ValidationError extends Error {
   }
 }
 
-/** A page of a list and the cursor of the next one. */
-export interface Page<T> {
-  items: T[];
-  nextCursor?: string;
-}
-
-/** Options of a list call. */
-export interface ListOptions {
-  cursor?: string | undefined;
-  limit?: number | undefined;
-}
-
-/** Limits on list pages. */
-export const PAGE_LIMITS = { default: 50, max: 500 } as const;
+export { PAGE_LIMITS, type ListOptions, type Page } from './paginate.js';
 
 /** A domain as the API shows it. */
 export interface DomainRecord {
@@ -118,20 +106,6 @@ export interface DomainWrite<T> {
    * `transaction({ deferValidation })` (then the transaction's result carries it).
    */
   compiled: CompiledDomain | undefined;
-}
-
-const cursorOf = (key: string): string => Buffer.from(key, 'utf8').toString('base64url');
-const keyOfCursor = (cursor: string | undefined): string | undefined =>
-  cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString('utf8');
-
-function pageLimit(limit: number | undefined): number {
-  return Math.min(Math.max(1, Math.floor(limit ?? PAGE_LIMITS.default)), PAGE_LIMITS.max);
-}
-
-function paginate<T>(rows: T[], limit: number, keyOf: (row: T) => string): Page<T> {
-  if (rows.length <= limit) return { items: rows };
-  const items = rows.slice(0, limit);
-  return { items, nextCursor: cursorOf(keyOf(items[items.length - 1] as T)) };
 }
 
 function lower(name: string): string {
