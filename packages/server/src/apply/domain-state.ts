@@ -40,7 +40,32 @@ export interface PolicyState {
   assertions: AssertionModel[];
 }
 
-/** A domain's content as compared (services, APIs and clients are compared by their stores). */
+/** A service as compared; `secret` (desired side only) is checked against the stored hash. */
+export interface ServiceState {
+  description: string | null;
+  publicKeys: Record<string, unknown>[];
+  secret?: string | undefined;
+}
+
+/** An API as compared. */
+export interface ApiState {
+  audience: string;
+  scopes: string[];
+  permissionsClaim: boolean;
+}
+
+/** An OAuth client as compared; `secret` (desired side only) is checked against the stored hash. */
+export interface ClientState {
+  name: string | null;
+  type: 'public' | 'confidential';
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  grantTypes: string[];
+  firstParty: boolean;
+  secret?: string | undefined;
+}
+
+/** A domain's content as compared. */
 export interface DomainState {
   name: string;
   description: string | null;
@@ -53,6 +78,10 @@ export interface DomainState {
   policies: Map<string, PolicyState>;
   /** By `type/id`. */
   resources: Map<string, ResourceModel>;
+  services: Map<string, ServiceState>;
+  apis: Map<string, ApiState>;
+  /** By client id (as given: client ids are case-sensitive). */
+  clients: Map<string, ClientState>;
 }
 
 /** The key of a policy version in DomainState.policies. */
@@ -113,6 +142,9 @@ function fromModelParts(
     groups: new Map(),
     policies: new Map(),
     resources: new Map(),
+    services: new Map(),
+    apis: new Map(),
+    clients: new Map(),
   };
   for (const r of roles) {
     const n = r.name.toLowerCase();
@@ -152,7 +184,7 @@ function fromModelParts(
 
 /** The state a config file's domain asks for. */
 export function desiredDomainState(d: DomainConfig): DomainState {
-  return fromModelParts(
+  const state = fromModelParts(
     d.name,
     d.description ?? null,
     d.enabled,
@@ -163,6 +195,32 @@ export function desiredDomainState(d: DomainConfig): DomainState {
     d.resources,
     d.admins,
   );
+  for (const sv of d.services) {
+    state.services.set(sv.name.toLowerCase(), {
+      description: sv.description ?? null,
+      publicKeys: sv.publicKeys ?? [],
+      ...(sv.secret !== undefined ? { secret: sv.secret } : {}),
+    });
+  }
+  for (const a of d.apis) {
+    state.apis.set(a.name.toLowerCase(), {
+      audience: a.audience,
+      scopes: a.scopes.map((x) => x.toLowerCase()),
+      permissionsClaim: a.permissionsClaim === true,
+    });
+  }
+  for (const c of d.clients) {
+    state.clients.set(c.clientId, {
+      name: c.name ?? null,
+      type: c.type,
+      redirectUris: c.redirectUris,
+      postLogoutRedirectUris: c.postLogoutRedirectUris,
+      grantTypes: c.grantTypes.length > 0 ? c.grantTypes : ['authorization_code'],
+      firstParty: c.firstParty,
+      ...(c.secret !== undefined ? { secret: c.secret } : {}),
+    });
+  }
+  return state;
 }
 
 /** The state the store holds for a domain; undefined when it does not exist. */
@@ -170,7 +228,7 @@ export async function readDomainState(db: Queryable, name: string): Promise<Doma
   const model = await loadDomainModel(db, name.toLowerCase());
   if (model === undefined) return undefined;
   const admin = (model.roles ?? []).find((r) => r.name === ADMIN_ROLE);
-  return fromModelParts(
+  const state = fromModelParts(
     model.name,
     model.description ?? null,
     model.enabled !== false,
@@ -181,4 +239,37 @@ export async function readDomainState(db: Queryable, name: string): Promise<Doma
     model.resources ?? [],
     admin?.members ?? [],
   );
+  const d = state.name;
+  for (const r of await db
+    .selectFrom('services')
+    .select(['name', 'description', 'public_keys'])
+    .where('domain', '=', d)
+    .execute()) {
+    state.services.set(r.name, {
+      description: r.description,
+      publicKeys: JSON.parse(r.public_keys) as Record<string, unknown>[],
+    });
+  }
+  for (const r of await db
+    .selectFrom('apis')
+    .select(['name', 'audience', 'scopes', 'permissions_claim'])
+    .where('domain', '=', d)
+    .execute()) {
+    state.apis.set(r.name, {
+      audience: r.audience,
+      scopes: JSON.parse(r.scopes) as string[],
+      permissionsClaim: r.permissions_claim === 1,
+    });
+  }
+  for (const r of await db.selectFrom('clients').selectAll().where('domain', '=', d).execute()) {
+    state.clients.set(r.client_id, {
+      name: r.name,
+      type: r.type,
+      redirectUris: JSON.parse(r.redirect_uris) as string[],
+      postLogoutRedirectUris: JSON.parse(r.post_logout_redirect_uris) as string[],
+      grantTypes: JSON.parse(r.grant_types) as string[],
+      firstParty: r.first_party === 1,
+    });
+  }
+  return state;
 }

@@ -47,6 +47,32 @@ export function domainStateToConfig(state: DomainState): Record<string, unknown>
       assertions: p.assertions,
     }));
   }
+  if (state.services.size > 0) {
+    out.services = sorted(state.services).map(([name, sv]) => ({
+      name,
+      ...(sv.description !== null ? { description: sv.description } : {}),
+      ...(sv.publicKeys.length > 0 ? { publicKeys: sv.publicKeys } : {}),
+    }));
+  }
+  if (state.apis.size > 0) {
+    out.apis = sorted(state.apis).map(([name, a]) => ({
+      name,
+      audience: a.audience,
+      ...(a.scopes.length > 0 ? { scopes: a.scopes } : {}),
+      ...(a.permissionsClaim ? { permissionsClaim: true } : {}),
+    }));
+  }
+  if (state.clients.size > 0) {
+    out.clients = sorted(state.clients).map(([clientId, c]) => ({
+      clientId,
+      ...(c.name !== null ? { name: c.name } : {}),
+      type: c.type,
+      ...(c.redirectUris.length > 0 ? { redirectUris: c.redirectUris } : {}),
+      ...(c.postLogoutRedirectUris.length > 0 ? { postLogoutRedirectUris: c.postLogoutRedirectUris } : {}),
+      grantTypes: c.grantTypes,
+      ...(c.firstParty ? { firstParty: true } : {}),
+    }));
+  }
   if (state.resources.size > 0) {
     out.resources = sorted(state.resources).map(([, r]) => ({
       type: r.type,
@@ -57,11 +83,31 @@ export function domainStateToConfig(state: DomainState): Record<string, unknown>
   return out;
 }
 
+/** Every user in the config file format (no passwords). */
+export async function exportUsers(db: Queryable): Promise<Record<string, unknown>[]> {
+  const users = await db.selectFrom('users').selectAll().orderBy('name').execute();
+  const ids = await db.selectFrom('user_external_ids').selectAll().orderBy('external_id').execute();
+  return users.map((u) => {
+    const externalIds = ids.filter((x) => x.user_name === u.name).map((x) => x.external_id);
+    const attributes = JSON.parse(u.attributes) as Record<string, unknown>;
+    return {
+      name: u.name,
+      ...(u.email !== null ? { email: u.email } : {}),
+      ...(u.display_name !== null ? { displayName: u.display_name } : {}),
+      ...(externalIds.length > 0 ? { externalIds } : {}),
+      ...(Object.keys(attributes).length > 0 ? { attributes } : {}),
+    };
+  });
+}
+
 /**
- * Exports the named domains (all domains when `names` is empty) as a config file object.
+ * Exports the named domains as a config file object; with no names, every domain and every user.
  * NotFound domains are reported by name in the thrown Error.
  */
-export async function exportConfig(db: Queryable, names: readonly string[] = []): Promise<{ domains: Record<string, unknown>[] }> {
+export async function exportConfig(
+  db: Queryable,
+  names: readonly string[] = [],
+): Promise<{ users?: Record<string, unknown>[]; domains: Record<string, unknown>[] }> {
   const wanted =
     names.length > 0
       ? names.map((n) => n.toLowerCase())
@@ -72,7 +118,9 @@ export async function exportConfig(db: Queryable, names: readonly string[] = [])
     if (state === undefined) throw new Error(`domain "${name}" does not exist`);
     domains.push(domainStateToConfig(state));
   }
-  return { domains };
+  if (names.length > 0) return { domains };
+  const users = await exportUsers(db);
+  return users.length > 0 ? { users, domains } : { domains };
 }
 
 /** The config file object as YAML text. */

@@ -5,7 +5,7 @@
  */
 
 import { canonicalJson } from '../storage/canonical-json.js';
-import { policyKey, type DomainState, type GroupState, type PolicyState, type RoleState } from './domain-state.js';
+import { policyKey, type DomainState, type RoleState } from './domain-state.js';
 
 /** The kinds of object a plan changes. */
 export type ChangeKind =
@@ -58,20 +58,18 @@ function diffMap<T extends object>(
   after: Map<string, T>,
   fields: (keyof T)[],
   label: (key: string) => string,
-  creates: PlannedChange[],
-  updates: PlannedChange[],
-  deletes: PlannedChange[],
+  out: { creates: PlannedChange[]; updates: PlannedChange[]; deletes: PlannedChange[] },
 ): void {
   for (const [key, a] of after) {
     const b = before.get(key);
-    if (b === undefined) creates.push({ action: 'create', kind, domain, name: label(key), details: [] });
+    if (b === undefined) out.creates.push({ action: 'create', kind, domain, name: label(key), details: [] });
     else {
       const details = fieldDiffs(b, a, fields);
-      if (details.length > 0) updates.push({ action: 'update', kind, domain, name: label(key), details });
+      if (details.length > 0) out.updates.push({ action: 'update', kind, domain, name: label(key), details });
     }
   }
   for (const key of before.keys()) {
-    if (!after.has(key)) deletes.push({ action: 'delete', kind, domain, name: label(key), details: [] });
+    if (!after.has(key)) out.deletes.push({ action: 'delete', kind, domain, name: label(key), details: [] });
   }
 }
 
@@ -101,56 +99,33 @@ export function planDomain(
     const admins = memberDiff(current.admins, desired.admins);
     if (admins) updates.push({ action: 'update', kind: 'admins', domain: d, name: 'admin', details: [admins] });
   }
-  const empty = {
-    roles: new Map<string, RoleState>(),
-    groups: new Map<string, GroupState>(),
-    policies: new Map<string, PolicyState>(),
-    resources: new Map<string, object>(),
-  };
-  const cur = current ?? { ...empty };
+  const cur: DomainState =
+    current ??
+    ({
+      ...desired,
+      roles: new Map(),
+      groups: new Map(),
+      policies: new Map(),
+      resources: new Map(),
+      services: new Map(),
+      apis: new Map(),
+      clients: new Map(),
+    } satisfies DomainState);
+  const out = { creates, updates, deletes };
+  diffMap('role', d, cur.roles, desired.roles, ['description', 'trust', 'members'], (k) => k, out);
+  diffMap('group', d, cur.groups, desired.groups, ['description', 'parent', 'members'], (k) => k, out);
+  diffMap('policy', d, cur.policies, desired.policies, ['active', 'description', 'assertions'], policyLabel, out);
+  diffMap('resource', d, cur.resources, desired.resources, ['properties'], (k) => k, out);
+  diffMap('service', d, cur.services, desired.services, ['description', 'publicKeys'], (k) => k, out);
+  diffMap('api', d, cur.apis, desired.apis, ['audience', 'scopes', 'permissionsClaim'], (k) => k, out);
   diffMap(
-    'role',
+    'client',
     d,
-    cur.roles,
-    desired.roles,
-    ['description', 'trust', 'members'],
+    cur.clients,
+    desired.clients,
+    ['name', 'type', 'redirectUris', 'postLogoutRedirectUris', 'grantTypes', 'firstParty'],
     (k) => k,
-    creates,
-    updates,
-    deletes,
-  );
-  diffMap(
-    'group',
-    d,
-    cur.groups,
-    desired.groups,
-    ['description', 'parent', 'members'],
-    (k) => k,
-    creates,
-    updates,
-    deletes,
-  );
-  diffMap(
-    'policy',
-    d,
-    cur.policies,
-    desired.policies,
-    ['active', 'description', 'assertions'],
-    policyLabel,
-    creates,
-    updates,
-    deletes,
-  );
-  diffMap(
-    'resource',
-    d,
-    cur.resources as Map<string, object>,
-    desired.resources as Map<string, object>,
-    ['properties' as never],
-    (k) => k,
-    creates,
-    updates,
-    deletes,
+    out,
   );
   return { upserts: [...creates, ...updates], deletes };
 }

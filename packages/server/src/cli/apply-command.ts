@@ -56,9 +56,6 @@ export async function runApply(options: ApplyCommandOptions, output: CommandOutp
         `${formatFileIssues(parsed.issues)}\n${parsed.issues.length} problem(s) in ${options.file}; nothing was changed.`,
       );
     }
-    if (parsed.config.users.length > 0 && !(await usersSupported(store))) {
-      throw new CommandError(`${options.file} has users; this version of apply changes domains only`);
-    }
     const ctx = { actor: 'operator' };
     output.err('Planning…');
     const planned = await applyOrExplain(store, parsed, { dryRun: true, ctx });
@@ -70,11 +67,10 @@ export async function runApply(options: ApplyCommandOptions, output: CommandOutp
       output.out(`The store changed while planning; what was applied:\n${formatPlan(done.plan)}`);
     }
     output.out(summary(done.plan));
+    for (const sec of done.secrets) {
+      output.out(`Generated secret of ${sec.kind} ${sec.name} (shown once; store it now): ${sec.secret}`);
+    }
   });
-}
-
-async function usersSupported(_store: Store): Promise<boolean> {
-  return false;
 }
 
 async function applyOrExplain(store: Store, parsed: ParsedConfig, options: Parameters<typeof applyConfig>[2]) {

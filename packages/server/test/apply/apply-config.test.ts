@@ -1,10 +1,16 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseConfigFile, type ParsedConfig } from '@gatehouse/engine';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyConfig } from '../../src/apply/apply-config.js';
 import { configToYaml, exportConfig } from '../../src/apply/export-config.js';
 import { formatPlan } from '../../src/apply/plan-apply.js';
 import { verifyAuditChain } from '../../src/storage/audit-log.js';
+import { ClientStore } from '../../src/storage/client-store.js';
+import { SecretHasher } from '../../src/storage/secret-hasher.js';
+import { ServiceStore } from '../../src/storage/service-store.js';
 import { Store, type WriteContext } from '../../src/storage/store.js';
+import { UserStore } from '../../src/storage/user-store.js';
 import { TEST_DATABASE_KINDS, type TestDatabase } from '../storage/test-databases.js';
 
 const ctx: WriteContext = { actor: 'operator' };
@@ -142,5 +148,63 @@ domains:
 `;
     await expect(applyConfig(store, parsed(partnerOnly), { ctx })).rejects.toMatchObject({ code: 'group.referenced' });
     expect((await store.getRole('partner', 'staff')).members).toEqual([{ name: 'user.pat' }]);
+  });
+});
+
+describe.each(TEST_DATABASE_KINDS)('apply of users, services, APIs, clients and resources on $name', (kind) => {
+  let t: TestDatabase;
+  let store: Store;
+  const hasher = new SecretHasher({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
+  beforeEach(async () => {
+    t = await kind.create();
+    store = new Store(t.open, { clock: () => NOW });
+  });
+  afterEach(async () => {
+    await t.dispose();
+  });
+  const example = readFileSync(
+    fileURLToPath(new URL('../../../../examples/library/library.yaml', import.meta.url)),
+    'utf8',
+  );
+
+  it('applies the documented example whole, idempotently, and round-trips it through export', async () => {
+    const first = await applyConfig(store, parsed(example), { ctx, hasher });
+    const kinds = new Set(first.plan.changes.map((c) => c.kind));
+    for (const k of ['user', 'domain', 'role', 'group', 'policy', 'resource', 'service', 'api', 'client'])
+      expect(kinds).toContain(k);
+    // The example's service sets its secret, and its client is public: nothing was generated.
+    expect(first.secrets).toEqual([]);
+    expect(
+      await new ServiceStore(store, { hasher }).verifyServiceSecret(
+        'library',
+        'indexer',
+        'a-long-random-client-secret',
+      ),
+    ).toBe(true);
+    expect((await applyConfig(store, parsed(example), { ctx, hasher })).plan.changes).toEqual([]);
+    const exported = configToYaml(await exportConfig(store.db));
+    expect(exported).not.toContain('a-long-random-client-secret');
+    expect((await applyConfig(store, parsed(exported), { ctx, hasher })).plan.changes).toEqual([]);
+    expect(exported).toContain('users:');
+  });
+
+  it('changes a secret or password only when the file’s no longer matches, and generates missing secrets once', async () => {
+    await applyConfig(store, parsed(example), { ctx, hasher });
+    const changed = example
+      .replace('a-long-random-client-secret', 'another-long-random-secret')
+      .replace('  - name: alice\n', '  - name: alice\n    password: "correct horse battery"\n')
+      .replace(
+        '    clients:\n',
+        '    clients:\n      - { clientId: library-cli, type: confidential, grantTypes: [client_credentials] }\n',
+      );
+    const r = await applyConfig(store, parsed(changed), { ctx, hasher });
+    expect(formatPlan(r.plan)).toContain('  ~ user alice\n      password: (changed)');
+    expect(formatPlan(r.plan)).toContain('  ~ service library:indexer\n      secret: (changed)');
+    expect(r.secrets).toEqual([{ kind: 'client', name: 'library-cli', secret: expect.any(String) }]);
+    expect(await new UserStore(store, { hasher }).verifyPassword('alice', 'correct horse battery')).toBe(true);
+    // The generated secret is not in the file: applying it again keeps it.
+    const again = await applyConfig(store, parsed(changed), { ctx, hasher });
+    expect(again.plan.changes).toEqual([]);
+    expect(await new ClientStore(store, { hasher }).verifyClientSecret('library-cli', r.secrets[0]!.secret)).toBe(true);
   });
 });
