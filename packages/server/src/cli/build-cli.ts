@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { runAuditVerify, runKeysRotate, runMigrate } from './admin-commands.js';
 import { runApply, runExport } from './apply-command.js';
+import { runInit, runToken } from './init-command.js';
 import { runPolicyTests } from './policy-test-command.js';
 import { CommandError, processOutput, type CommandOutput } from './run-operator-command.js';
 import { runServe } from './serve-command.js';
@@ -39,6 +40,23 @@ export function buildCli(output: CommandOutput = processOutput): Command {
     .command('migrate')
     .description('bring the database schema up to date')
     .action(action(output, () => runMigrate(output)));
+  program
+    .command('init')
+    .description(
+      'create the reserved domains and the first super admin (password from GATEHOUSE_ADMIN_PASSWORD, or generated and printed once)',
+    )
+    .option('--admin <name>', 'the super admin user name', 'admin')
+    .action(action(output, (opts: { admin: string }) => runInit(opts, output)));
+  program
+    .command('token')
+    .description('print a management API access token for a principal (operator mode: needs the database)')
+    .option('--subject <principal>', 'the principal the token is for', 'user.admin')
+    .option('--ttl <seconds>', 'lifetime in seconds (60 to 86400)', '3600')
+    .action(
+      action(output, (opts: { subject: string; ttl: string }) =>
+        runToken({ subject: opts.subject, ttlSeconds: Number(opts.ttl) }, output),
+      ),
+    );
   program
     .command('apply')
     .description('make the domains a config file names match it: prints the plan, then applies it in one transaction')
