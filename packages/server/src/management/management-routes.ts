@@ -2,13 +2,22 @@
  * The management API routes (`/v1`, api.md §3). Each handler parses (the schemas do it), calls one
  * ManagementService function, and maps the result: `ETag` = revision, `If-Match` → expected
  * revision (412 when stale), cursor-paginated lists, problem+json errors (one error handler).
+ * Secrets (generated service and client secrets) appear only in the response of the call that
+ * made them: the record schemas have no secret field, so the serializer cannot send one.
  */
 
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Type, type Static } from 'typebox';
+import { NAME_LIMITS } from '@gatehouse/engine';
+import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify';
+import { Type, type Static, type TSchema } from 'typebox';
 import type { GatehouseApp } from '../http/build-app.js';
 import { badRequest, problemResponses, ProblemError } from '../http/problem.js';
-import type { Caller, ManagementService } from './management-service.js';
+import { API_LIMITS } from '../storage/api-store.js';
+import { CLIENT_GRANT_TYPES, CLIENT_LIMITS } from '../storage/client-store.js';
+import { RESOURCE_LIMITS } from '../storage/resource-store.js';
+import { ARGON2_IMPORT_LIMITS, SECRET_LIMITS } from '../storage/secret-hasher.js';
+import { SERVICE_LIMITS } from '../storage/service-store.js';
+import { USER_LIMITS } from '../storage/user-store.js';
+import type { Caller, ManagementService, WithSecret } from './management-service.js';
 
 /** Turns a request into its caller: verifies the bearer token (401 problem when it cannot). */
 export type Authenticate = (request: FastifyRequest) => Promise<Caller>;
@@ -124,8 +133,161 @@ function withEtag<T extends { revision: number }>(reply: FastifyReply, record: T
   return record;
 }
 
-const TAGS = { domains: ['domains'], roles: ['roles'], groups: ['groups'], policies: ['policies'], audit: ['audit'] };
+const TAGS = {
+  domains: ['domains'],
+  roles: ['roles'],
+  groups: ['groups'],
+  policies: ['policies'],
+  audit: ['audit'],
+  users: ['users'],
+  services: ['services'],
+  clients: ['clients'],
+  apis: ['apis'],
+  resources: ['resources'],
+  keys: ['keys'],
+};
 const errors = problemResponses(400, 401, 403, 404, 409, 412, 413);
+
+// ---- users, services, clients, APIs, resources, keys: schemas ------------------------------------
+
+const nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+/** A JSON object of bounded size (the stores bound its JSON length too). */
+const JsonObject = (maxProperties: number) =>
+  Type.Record(Type.String(), Type.Unknown(), { maxProperties, propertyNames: { maxLength: 256 } });
+
+/** The `<name>` of `user.<name>`: a principal name without its `user.` prefix. */
+const UserName = name(NAME_LIMITS.principal - 'user.'.length);
+const Email = Type.String({ minLength: 1, maxLength: USER_LIMITS.email });
+const DisplayName = Type.String({ minLength: 1, maxLength: USER_LIMITS.displayName });
+const Password = Type.String({
+  minLength: USER_LIMITS.passwordMin,
+  maxLength: USER_LIMITS.passwordMax,
+  description: 'hashed with argon2id; never returned',
+});
+const PasswordHash = Type.String({
+  minLength: 1,
+  maxLength: ARGON2_IMPORT_LIMITS.length,
+  description: 'an argon2id hash in PHC form, stored as is (migration from another system)',
+});
+const ExternalIds = Type.Array(Type.String({ minLength: 1, maxLength: USER_LIMITS.externalId }), {
+  maxItems: USER_LIMITS.externalIds,
+});
+const UserRecord = Type.Object({
+  name: Type.String(),
+  email: nullable(Type.String()),
+  displayName: nullable(Type.String()),
+  externalIds: Type.Array(Type.String()),
+  attributes: Attributes,
+  hasPassword: Type.Boolean(),
+  ...Timestamps,
+});
+
+const Label = name(NAME_LIMITS.label);
+const Secret = Type.String({
+  minLength: SECRET_LIMITS.min,
+  maxLength: SECRET_LIMITS.max,
+  description: 'a secret of your choosing; when absent one is generated and returned once',
+});
+/** Returned once, by the call that generated it; stored only as an argon2id hash. */
+const ShownSecret = Type.Optional(
+  Type.String({ description: 'the generated secret: returned by this response only, never again' }),
+);
+const ServiceDescription = nullable(Type.String({ maxLength: SERVICE_LIMITS.description }));
+const Jwk = Type.Record(Type.String(), Type.Unknown(), {
+  maxProperties: 32,
+  propertyNames: { maxLength: 64 },
+  description: 'a public JWK (RFC 7517); private members are refused',
+});
+const PublicKeys = Type.Array(Jwk, { maxItems: SERVICE_LIMITS.publicKeys });
+const ServiceRecord = Type.Object({
+  domain: Type.String(),
+  name: Type.String(),
+  principal: Type.String({ description: '<domain>.<name>: the principal name and the OAuth client_id' }),
+  description: nullable(Type.String()),
+  publicKeys: Type.Array(Type.Record(Type.String(), Type.Unknown())),
+  hasSecret: Type.Boolean(),
+  ...Timestamps,
+});
+const ServiceWithSecret = Type.Object({ ...ServiceRecord.properties, secret: ShownSecret });
+
+const ClientId = Type.String({ minLength: 1, maxLength: CLIENT_LIMITS.clientId, pattern: '^[A-Za-z0-9._~-]+$' });
+const Uris = Type.Array(Type.String({ minLength: 1, maxLength: CLIENT_LIMITS.uri }), { maxItems: CLIENT_LIMITS.uris });
+const GrantTypes = Type.Array(Type.Enum([...CLIENT_GRANT_TYPES]), { maxItems: CLIENT_GRANT_TYPES.length });
+const ClientName = nullable(Type.String({ maxLength: CLIENT_LIMITS.name }));
+const ClientRecord = Type.Object({
+  clientId: Type.String(),
+  domain: Type.String(),
+  name: nullable(Type.String()),
+  type: Type.Enum(['public', 'confidential']),
+  hasSecret: Type.Boolean(),
+  redirectUris: Type.Array(Type.String()),
+  postLogoutRedirectUris: Type.Array(Type.String()),
+  grantTypes: Type.Array(Type.String()),
+  firstParty: Type.Boolean(),
+  ...Timestamps,
+});
+const ClientWithSecret = Type.Object({ ...ClientRecord.properties, secret: ShownSecret });
+
+const Audience = Type.String({ minLength: 1, maxLength: API_LIMITS.audience });
+const Scopes = Type.Array(Type.String({ minLength: 1, maxLength: API_LIMITS.scope }), {
+  maxItems: API_LIMITS.scopes,
+});
+const ApiRecord = Type.Object({
+  domain: Type.String(),
+  name: Type.String(),
+  audience: Type.String(),
+  scopes: Type.Array(Type.String()),
+  permissionsClaim: Type.Boolean(),
+  ...Timestamps,
+});
+
+// The stores lower-case both; a glob character in an id would make it a pattern.
+const ResourceType = Type.String({
+  minLength: 1,
+  maxLength: RESOURCE_LIMITS.type,
+  pattern: '^[A-Za-z0-9_][A-Za-z0-9_-]*$',
+});
+const ResourceId = Type.String({
+  minLength: 1,
+  maxLength: RESOURCE_LIMITS.name,
+  pattern: '^[^*?\\s\\u0000-\\u001f\\u007f]+$',
+});
+const ResourceRecord = Type.Object({
+  domain: Type.String(),
+  type: Type.String(),
+  id: Type.String(),
+  properties: Type.Record(Type.String(), Type.Unknown()),
+  ...Timestamps,
+});
+
+/**
+ * A published public key. Only these members are serialized, so a private member (`d`) could
+ * never leave the server even if one reached this far.
+ */
+const PublicJwk = Type.Object({
+  kty: Type.Optional(Type.String()),
+  kid: Type.Optional(Type.String()),
+  alg: Type.Optional(Type.String()),
+  use: Type.Optional(Type.String()),
+  crv: Type.Optional(Type.String()),
+  x: Type.Optional(Type.String()),
+  y: Type.Optional(Type.String()),
+  n: Type.Optional(Type.String()),
+  e: Type.Optional(Type.String()),
+});
+const Jwks = Type.Object({ keys: Type.Array(PublicJwk) }, { description: 'a JWK Set (RFC 7517 §5)' });
+
+/** Lets a POST take no body at all, as if it were `{}`. */
+const emptyBodyIsObject: preValidationHookHandler = (request, _reply, done) => {
+  if (request.body === undefined || request.body === null) request.body = {};
+  done();
+};
+
+/** A write's record with its once-shown secret, and the record's ETag. */
+function withSecret<T extends { revision: number }>(reply: FastifyReply, w: WithSecret<T>): T & { secret?: string } {
+  withEtag(reply, w.record);
+  return w.secret === undefined ? w.record : { ...w.record, secret: w.secret };
+}
 
 /** Registers every management route under /v1. */
 export function registerManagementRoutes(
@@ -450,6 +612,13 @@ export function registerManagementRoutes(
     },
   );
 
+  registerUserRoutes(app, service, authenticate);
+  registerServiceRoutes(app, service, authenticate);
+  registerClientRoutes(app, service, authenticate);
+  registerApiRoutes(app, service, authenticate);
+  registerResourceRoutes(app, service, authenticate);
+  registerKeyRoutes(app, service);
+
   // ---- audit -----------------------------------------------------------------------------------
   app.get(
     '/v1/audit',
@@ -527,6 +696,528 @@ export function registerManagementRoutes(
       );
       return { applied: result.applied, changes: result.plan.changes };
     },
+  );
+}
+
+// ---- users -----------------------------------------------------------------------------------------
+
+function registerUserRoutes(app: GatehouseApp, service: ManagementService, authenticate: Authenticate): void {
+  const Params = Type.Object({ name: UserName });
+  app.get(
+    '/v1/users',
+    { schema: { tags: TAGS.users, querystring: ListQuery, response: { 200: page(UserRecord), ...errors } } },
+    async (request) => service.listUsers(await authenticate(request), request.query),
+  );
+  const CreateUser = Type.Object(
+    {
+      name: UserName,
+      email: Type.Optional(Email),
+      displayName: Type.Optional(DisplayName),
+      password: Type.Optional(Password),
+      passwordHash: Type.Optional(PasswordHash),
+      externalIds: Type.Optional(ExternalIds),
+      attributes: Type.Optional(Attributes),
+    },
+    { additionalProperties: false },
+  );
+  app.post(
+    '/v1/users',
+    { schema: { tags: TAGS.users, body: CreateUser, response: { 201: UserRecord, ...errors } } },
+    async (request, reply) => {
+      const record = await service.createUser(await authenticate(request), request.body);
+      return reply.code(201).header('location', `/v1/users/${record.name}`).send(withEtag(reply, record));
+    },
+  );
+  app.get(
+    '/v1/users/:name',
+    { schema: { tags: TAGS.users, params: Params, response: { 200: UserRecord, ...errors } } },
+    async (request, reply) => withEtag(reply, await service.getUser(await authenticate(request), request.params.name)),
+  );
+  const PatchUser = Type.Object(
+    {
+      email: Type.Optional(nullable(Email)),
+      displayName: Type.Optional(nullable(DisplayName)),
+      password: Type.Optional(nullable(Password)),
+      passwordHash: Type.Optional(PasswordHash),
+      externalIds: Type.Optional(ExternalIds),
+      attributes: Type.Optional(Attributes),
+      currentPassword: Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: USER_LIMITS.passwordMax,
+          description: 'needed to change your own password without admin rights; checked whenever sent',
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  );
+  app.patch(
+    '/v1/users/:name',
+    {
+      schema: {
+        tags: TAGS.users,
+        params: Params,
+        headers: IfMatch,
+        body: PatchUser,
+        response: { 200: UserRecord, ...errors },
+      },
+    },
+    async (request, reply) =>
+      withEtag(
+        reply,
+        await service.updateUser(
+          await authenticate(request),
+          request.params.name,
+          request.body,
+          parseIfMatch(request.headers['if-match']),
+        ),
+      ),
+  );
+  app.delete(
+    '/v1/users/:name',
+    { schema: { tags: TAGS.users, params: Params, headers: IfMatch, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      await service.deleteUser(
+        await authenticate(request),
+        request.params.name,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+// ---- services --------------------------------------------------------------------------------------
+
+function registerServiceRoutes(app: GatehouseApp, service: ManagementService, authenticate: Authenticate): void {
+  const Params = Type.Object({ domain: DomainName, name: Label });
+  app.get(
+    '/v1/domains/:domain/services',
+    {
+      schema: {
+        tags: TAGS.services,
+        params: DomainParams,
+        querystring: ListQuery,
+        response: { 200: page(ServiceRecord), ...errors },
+      },
+    },
+    async (request) => service.listServices(await authenticate(request), request.params.domain, request.query),
+  );
+  const CreateService = Type.Object(
+    {
+      name: Label,
+      description: Type.Optional(Type.String({ maxLength: SERVICE_LIMITS.description })),
+      secret: Type.Optional(
+        nullable({ ...Secret, description: 'a secret of your choosing; null: none; absent: one is generated' }),
+      ),
+      publicKeys: Type.Optional(PublicKeys),
+    },
+    { additionalProperties: false },
+  );
+  app.post(
+    '/v1/domains/:domain/services',
+    {
+      schema: {
+        tags: TAGS.services,
+        params: DomainParams,
+        body: CreateService,
+        response: { 201: ServiceWithSecret, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const w = await service.createService(await authenticate(request), request.params.domain, request.body);
+      return reply
+        .code(201)
+        .header('location', `/v1/domains/${w.record.domain}/services/${w.record.name}`)
+        .send(withSecret(reply, w));
+    },
+  );
+  app.get(
+    '/v1/domains/:domain/services/:name',
+    { schema: { tags: TAGS.services, params: Params, response: { 200: ServiceRecord, ...errors } } },
+    async (request, reply) =>
+      withEtag(
+        reply,
+        await service.getService(await authenticate(request), request.params.domain, request.params.name),
+      ),
+  );
+  const PatchService = Type.Object(
+    { description: Type.Optional(ServiceDescription), publicKeys: Type.Optional(PublicKeys) },
+    { additionalProperties: false },
+  );
+  app.patch(
+    '/v1/domains/:domain/services/:name',
+    {
+      schema: {
+        tags: TAGS.services,
+        params: Params,
+        headers: IfMatch,
+        body: PatchService,
+        response: { 200: ServiceRecord, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { domain, name: n } = request.params;
+      const record = await service.updateService(
+        await authenticate(request),
+        domain,
+        n,
+        request.body,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return withEtag(reply, record);
+    },
+  );
+  app.post(
+    '/v1/domains/:domain/services/:name/secret',
+    {
+      preValidation: emptyBodyIsObject,
+      schema: {
+        tags: TAGS.services,
+        params: Params,
+        headers: IfMatch,
+        body: Type.Object({ secret: Type.Optional(Secret) }, { additionalProperties: false }),
+        response: { 200: ServiceWithSecret, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { domain, name: n } = request.params;
+      const w = await service.rotateServiceSecret(
+        await authenticate(request),
+        domain,
+        n,
+        request.body.secret,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return withSecret(reply, w);
+    },
+  );
+  app.delete(
+    '/v1/domains/:domain/services/:name',
+    { schema: { tags: TAGS.services, params: Params, headers: IfMatch, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const { domain, name: n } = request.params;
+      await service.deleteService(await authenticate(request), domain, n, parseIfMatch(request.headers['if-match']));
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+// ---- OAuth clients ---------------------------------------------------------------------------------
+
+function registerClientRoutes(app: GatehouseApp, service: ManagementService, authenticate: Authenticate): void {
+  const Params = Type.Object({ domain: DomainName, clientId: ClientId });
+  app.get(
+    '/v1/domains/:domain/clients',
+    {
+      schema: {
+        tags: TAGS.clients,
+        params: DomainParams,
+        querystring: ListQuery,
+        response: { 200: page(ClientRecord), ...errors },
+      },
+    },
+    async (request) => service.listClients(await authenticate(request), request.params.domain, request.query),
+  );
+  const CreateClient = Type.Object(
+    {
+      clientId: ClientId,
+      name: Type.Optional(Type.String({ minLength: 1, maxLength: CLIENT_LIMITS.name })),
+      type: Type.Enum(['public', 'confidential']),
+      secret: Type.Optional({ ...Secret, description: 'confidential clients only; absent: one is generated' }),
+      redirectUris: Type.Optional(Uris),
+      postLogoutRedirectUris: Type.Optional(Uris),
+      grantTypes: Type.Optional(GrantTypes),
+      firstParty: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  );
+  app.post(
+    '/v1/domains/:domain/clients',
+    {
+      schema: {
+        tags: TAGS.clients,
+        params: DomainParams,
+        body: CreateClient,
+        response: { 201: ClientWithSecret, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const w = await service.createClient(await authenticate(request), request.params.domain, request.body);
+      return reply
+        .code(201)
+        .header('location', `/v1/domains/${w.record.domain}/clients/${encodeURIComponent(w.record.clientId)}`)
+        .send(withSecret(reply, w));
+    },
+  );
+  app.get(
+    '/v1/domains/:domain/clients/:clientId',
+    { schema: { tags: TAGS.clients, params: Params, response: { 200: ClientRecord, ...errors } } },
+    async (request, reply) =>
+      withEtag(
+        reply,
+        await service.getClient(await authenticate(request), request.params.domain, request.params.clientId),
+      ),
+  );
+  const PatchClient = Type.Object(
+    {
+      name: Type.Optional(ClientName),
+      redirectUris: Type.Optional(Uris),
+      postLogoutRedirectUris: Type.Optional(Uris),
+      grantTypes: Type.Optional(GrantTypes),
+      firstParty: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  );
+  app.patch(
+    '/v1/domains/:domain/clients/:clientId',
+    {
+      schema: {
+        tags: TAGS.clients,
+        params: Params,
+        headers: IfMatch,
+        body: PatchClient,
+        response: { 200: ClientRecord, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { domain, clientId } = request.params;
+      const record = await service.updateClient(
+        await authenticate(request),
+        domain,
+        clientId,
+        request.body,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return withEtag(reply, record);
+    },
+  );
+  app.post(
+    '/v1/domains/:domain/clients/:clientId/secret',
+    {
+      preValidation: emptyBodyIsObject,
+      schema: {
+        tags: TAGS.clients,
+        params: Params,
+        headers: IfMatch,
+        body: Type.Object({ secret: Type.Optional(Secret) }, { additionalProperties: false }),
+        response: { 200: ClientWithSecret, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { domain, clientId } = request.params;
+      const w = await service.rotateClientSecret(
+        await authenticate(request),
+        domain,
+        clientId,
+        request.body.secret,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return withSecret(reply, w);
+    },
+  );
+  app.delete(
+    '/v1/domains/:domain/clients/:clientId',
+    { schema: { tags: TAGS.clients, params: Params, headers: IfMatch, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const { domain, clientId } = request.params;
+      await service.deleteClient(
+        await authenticate(request),
+        domain,
+        clientId,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+// ---- APIs ------------------------------------------------------------------------------------------
+
+function registerApiRoutes(app: GatehouseApp, service: ManagementService, authenticate: Authenticate): void {
+  const Params = Type.Object({ domain: DomainName, name: Label });
+  app.get(
+    '/v1/domains/:domain/apis',
+    {
+      schema: {
+        tags: TAGS.apis,
+        params: DomainParams,
+        querystring: ListQuery,
+        response: { 200: page(ApiRecord), ...errors },
+      },
+    },
+    async (request) => service.listApis(await authenticate(request), request.params.domain, request.query),
+  );
+  const CreateApi = Type.Object(
+    {
+      name: Label,
+      audience: Audience,
+      scopes: Type.Optional(Scopes),
+      permissionsClaim: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  );
+  app.post(
+    '/v1/domains/:domain/apis',
+    { schema: { tags: TAGS.apis, params: DomainParams, body: CreateApi, response: { 201: ApiRecord, ...errors } } },
+    async (request, reply) => {
+      const record = await service.createApi(await authenticate(request), request.params.domain, request.body);
+      return reply
+        .code(201)
+        .header('location', `/v1/domains/${record.domain}/apis/${record.name}`)
+        .send(withEtag(reply, record));
+    },
+  );
+  app.get(
+    '/v1/domains/:domain/apis/:name',
+    { schema: { tags: TAGS.apis, params: Params, response: { 200: ApiRecord, ...errors } } },
+    async (request, reply) =>
+      withEtag(reply, await service.getApi(await authenticate(request), request.params.domain, request.params.name)),
+  );
+  const PatchApi = Type.Object(
+    {
+      audience: Type.Optional(Audience),
+      scopes: Type.Optional(Scopes),
+      permissionsClaim: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false },
+  );
+  app.patch(
+    '/v1/domains/:domain/apis/:name',
+    {
+      schema: {
+        tags: TAGS.apis,
+        params: Params,
+        headers: IfMatch,
+        body: PatchApi,
+        response: { 200: ApiRecord, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { domain, name: n } = request.params;
+      const record = await service.updateApi(
+        await authenticate(request),
+        domain,
+        n,
+        request.body,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return withEtag(reply, record);
+    },
+  );
+  app.delete(
+    '/v1/domains/:domain/apis/:name',
+    { schema: { tags: TAGS.apis, params: Params, headers: IfMatch, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const { domain, name: n } = request.params;
+      await service.deleteApi(await authenticate(request), domain, n, parseIfMatch(request.headers['if-match']));
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+// ---- registered resources --------------------------------------------------------------------------
+
+function registerResourceRoutes(app: GatehouseApp, service: ManagementService, authenticate: Authenticate): void {
+  const Params = Type.Object({ domain: DomainName, type: ResourceType, id: ResourceId });
+  app.get(
+    '/v1/domains/:domain/resources',
+    {
+      schema: {
+        tags: TAGS.resources,
+        params: DomainParams,
+        querystring: Type.Object(
+          { ...ListQuery.properties, type: Type.Optional(ResourceType) },
+          { additionalProperties: false },
+        ),
+        response: { 200: page(ResourceRecord), ...errors },
+      },
+    },
+    async (request) => service.listResources(await authenticate(request), request.params.domain, request.query),
+  );
+  app.get(
+    '/v1/domains/:domain/resources/:type/:id',
+    { schema: { tags: TAGS.resources, params: Params, response: { 200: ResourceRecord, ...errors } } },
+    async (request, reply) => {
+      const { domain, type, id } = request.params;
+      return withEtag(reply, await service.getResource(await authenticate(request), domain, type, id));
+    },
+  );
+  const PutResource = Type.Object({ properties: Type.Optional(JsonObject(1000)) }, { additionalProperties: false });
+  app.put(
+    '/v1/domains/:domain/resources/:type/:id',
+    {
+      schema: {
+        tags: TAGS.resources,
+        params: Params,
+        headers: IfMatch,
+        body: PutResource,
+        response: { 200: ResourceRecord, 201: ResourceRecord, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { domain, type, id } = request.params;
+      const { record, created } = await service.putResource(
+        await authenticate(request),
+        domain,
+        type,
+        id,
+        request.body.properties,
+        parseIfMatch(request.headers['if-match']),
+      );
+      if (!created) return withEtag(reply, record);
+      return reply
+        .code(201)
+        .header('location', `/v1/domains/${record.domain}/resources/${record.type}/${encodeURIComponent(record.id)}`)
+        .send(withEtag(reply, record));
+    },
+  );
+  app.delete(
+    '/v1/domains/:domain/resources/:type/:id',
+    { schema: { tags: TAGS.resources, params: Params, headers: IfMatch, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const { domain, type, id } = request.params;
+      await service.deleteResource(
+        await authenticate(request),
+        domain,
+        type,
+        id,
+        parseIfMatch(request.headers['if-match']),
+      );
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+// ---- public keys -----------------------------------------------------------------------------------
+
+/** The public keys: no authentication, they are public (api.md §4 names `/v1/keys/control`). */
+function registerKeyRoutes(app: GatehouseApp, service: ManagementService): void {
+  const keyErrors = problemResponses(500, 503);
+  app.get(
+    '/v1/keys',
+    {
+      schema: {
+        tags: TAGS.keys,
+        summary: 'The public keys of both key holders: token (access tokens) and control (bundles)',
+        response: { 200: Type.Object({ token: Jwks, control: Jwks }), ...keyErrors },
+      },
+    },
+    async () => {
+      const [token, control] = await Promise.all([service.getPublicJwks('token'), service.getPublicJwks('control')]);
+      return { token, control };
+    },
+  );
+  app.get(
+    '/v1/keys/control',
+    {
+      schema: {
+        tags: TAGS.keys,
+        summary: 'The control plane’s JWKS: verifies the control signature of policy bundles',
+        response: { 200: Jwks, ...keyErrors },
+      },
+    },
+    async () => service.getPublicJwks('control'),
   );
 }
 

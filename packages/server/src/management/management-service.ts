@@ -1,25 +1,35 @@
 /**
  * The management service: each call checks that the caller may make it (a Gatehouse decision,
  * authorize-management.ts), makes it through the store (one audited, validated transaction),
- * and swaps the recompiled domain into this node's catalog before it returns.
+ * and swaps the recompiled domain into this node's catalog before it returns. Users are
+ * managed in the reserved domain `user` (objects `user:user.<name>`); a user may also read
+ * themselves and change their own display name and password.
  */
 
 import { formatFileIssues, parseConfigFile, type CompiledDomain, type MemberEntry } from '@gatehouse/engine';
 import { applyConfig, type ApplyResult } from '../apply/apply-config.js';
 import { configToYaml, exportConfig } from '../apply/export-config.js';
 import type { CatalogHolder } from '../catalog/catalog-holder.js';
-import { forbidden, ProblemError } from '../http/problem.js';
+import { storageProblem } from '../http/handle-error.js';
+import { badRequest, forbidden, ProblemError, serviceUnavailable } from '../http/problem.js';
+import type { KeyPurpose, KeyService, PublicJwks } from '../keys/key-service.js';
+import { ApiStore, type ApiInput, type ApiPatch, type ApiRecord } from '../storage/api-store.js';
 import { listAudit, type AuditEvent } from '../storage/audit-log.js';
+import { ClientStore, type ClientInput, type ClientPatch, type ClientRecord } from '../storage/client-store.js';
+import { ResourceStore, type ResourceRecord } from '../storage/resource-store.js';
+import { ServiceStore, type ServiceInput, type ServicePatch, type ServiceRecord } from '../storage/service-store.js';
+import { principalOfUser, UserStore, type UserInput, type UserPatch, type UserRecord } from '../storage/user-store.js';
 import type { AssertionModel } from '@gatehouse/engine';
-import type {
-  DomainRecord,
-  DomainWrite,
-  GroupRecord,
-  ListOptions,
-  Page,
-  PolicyRecord,
-  RoleRecord,
-  Store,
+import {
+  ValidationError,
+  type DomainRecord,
+  type DomainWrite,
+  type GroupRecord,
+  type ListOptions,
+  type Page,
+  type PolicyRecord,
+  type RoleRecord,
+  type Store,
 } from '../storage/store.js';
 import { canCreateDomain, canManage, isSuperAdmin, type ManagementAction } from './authorize-management.js';
 
@@ -33,13 +43,77 @@ export interface Caller {
 /** The principal of local operator mode (the CLI against the database): may do everything. */
 export const OPERATOR = 'operator';
 
-/** Management calls for domains, roles, groups, policies, audit, export and import. */
+/** The reserved domain in which user management is decided (objects `user.<name>`). */
+export const USER_DOMAIN = 'user';
+
+/** The fields a user may change of themselves without rights on `user:user.<name>`. */
+export const SELF_SERVICE_USER_FIELDS: readonly string[] = ['displayName', 'password', 'currentPassword'];
+
+/** The stores and keys beyond the domain store; each defaults to one over the same store. */
+export interface ManagementParts {
+  users?: UserStore;
+  services?: ServiceStore;
+  clients?: ClientStore;
+  apis?: ApiStore;
+  resources?: ResourceStore;
+  /** The signing keys whose public halves `/v1/keys` publishes; without it those calls are 503. */
+  keys?: KeyService;
+}
+
+/** A user change as the API takes it: a UserPatch, and the caller's current password. */
+export type UserUpdate = UserPatch & { currentPassword?: string | undefined };
+
+/** A write that may have generated a secret: `secret` is present only then, and shown this once. */
+export interface WithSecret<T> {
+  record: T;
+  secret?: string;
+}
+
+/**
+ * The problem answering `err`, with the issues at `params` (fields the route takes from the
+ * path, not the body) pointing at `/params/<name>`; other errors as they are.
+ */
+function pathParamsProblem(err: unknown, params: readonly string[]): unknown {
+  if (!(err instanceof ValidationError)) return err;
+  const problem = storageProblem(err) as ProblemError;
+  return new ProblemError({
+    status: problem.status,
+    code: problem.code,
+    title: problem.title,
+    detail: problem.detail,
+    errors: problem.errors?.map((e, i) => {
+      const path = err.issues[i]?.path ?? '';
+      return params.includes(path) ? { ...e, pointer: `/params/${path}` } : e;
+    }),
+    cause: err,
+  });
+}
+
+/**
+ * Management calls for domains, roles, groups, policies, users, services, OAuth clients, APIs,
+ * registered resources, public keys, audit, export and import.
+ */
 export class ManagementService {
+  readonly users: UserStore;
+  readonly services: ServiceStore;
+  readonly clients: ClientStore;
+  readonly apis: ApiStore;
+  readonly resources: ResourceStore;
+  readonly keys: KeyService | undefined;
+
   constructor(
     readonly store: Store,
     readonly catalog: CatalogHolder,
     readonly clock: () => Date = () => new Date(),
-  ) {}
+    parts: ManagementParts = {},
+  ) {
+    this.users = parts.users ?? new UserStore(store);
+    this.services = parts.services ?? new ServiceStore(store);
+    this.clients = parts.clients ?? new ClientStore(store);
+    this.apis = parts.apis ?? new ApiStore(store);
+    this.resources = parts.resources ?? new ResourceStore(store);
+    this.keys = parts.keys;
+  }
 
   private require(caller: Caller, action: ManagementAction, domain: string, object: string): void {
     if (caller.principal === OPERATOR) return;
@@ -67,6 +141,11 @@ export class ManagementService {
   private applied<T>(w: DomainWrite<T>): T {
     if (w.compiled) this.catalog.update([w.compiled]);
     return w.record;
+  }
+
+  private shown<T>(w: DomainWrite<T> & { secret?: string }): WithSecret<T> {
+    const record = this.applied(w);
+    return w.secret === undefined ? { record } : { record, secret: w.secret };
   }
 
   // ---- domains ---------------------------------------------------------------------------------
@@ -289,6 +368,288 @@ export class ManagementService {
   ): Promise<void> {
     this.require(caller, 'delete', domain, `policy.${name}`);
     this.applied(await this.store.deletePolicy(domain, name, version, ifMatch, this.ctx(caller)));
+  }
+
+  // ---- users ---------------------------------------------------------------------------------
+
+  /** True when the caller is the user `name` (already lower-cased) itself. */
+  private isSelf(caller: Caller, name: string): boolean {
+    return caller.principal === `${USER_DOMAIN}.${name}`;
+  }
+
+  /** True when the caller may update user `name` as an administrator (not merely as itself). */
+  private mayAdministerUser(caller: Caller, name: string): boolean {
+    return (
+      caller.principal === OPERATOR ||
+      canManage(this.catalog.catalog, caller.principal, 'update', USER_DOMAIN, `user.${name}`, this.clock())
+    );
+  }
+
+  /** Lists users: for whoever may read `user:user` (admins of domain `user`, super admins). */
+  async listUsers(caller: Caller, options: ListOptions): Promise<Page<UserRecord>> {
+    this.require(caller, 'read', USER_DOMAIN, 'user');
+    return this.users.listUsers(options);
+  }
+
+  /** Gets a user: the user itself, or whoever may read `user:user.<name>`. */
+  async getUser(caller: Caller, name: string): Promise<UserRecord> {
+    const n = name.toLowerCase();
+    if (!this.isSelf(caller, n)) this.require(caller, 'read', USER_DOMAIN, `user.${n}`);
+    return this.users.getUser(n);
+  }
+
+  /** Creates a user (its password is hashed; the record says only `hasPassword`). */
+  async createUser(caller: Caller, input: UserInput): Promise<UserRecord> {
+    this.require(caller, 'create', USER_DOMAIN, `user.${String(input.name).toLowerCase()}`);
+    const record = await this.users.createUser(input, this.ctx(caller));
+    this.catalog.updatePrincipals([principalOfUser(record)]);
+    return record;
+  }
+
+  /**
+   * Changes a user. Whoever may update `user:user.<name>` may change every field. A user
+   * without that right may change only its own `displayName` and `password` (403
+   * `user.self_update_forbidden` otherwise), and a password only with `currentPassword` (400
+   * `user.current_password_required`). A `currentPassword` that is sent is always checked: a
+   * wrong one is 403 `user.wrong_password` — the request is well formed, the caller failed to
+   * prove the right to make it.
+   */
+  async updateUser(caller: Caller, name: string, update: UserUpdate, ifMatch: number | undefined): Promise<UserRecord> {
+    const n = name.toLowerCase();
+    const { currentPassword, ...patch } = update;
+    if (!this.mayAdministerUser(caller, n)) {
+      if (!this.isSelf(caller, n)) this.require(caller, 'update', USER_DOMAIN, `user.${n}`);
+      const others = Object.keys(update).filter((k) => !SELF_SERVICE_USER_FIELDS.includes(k));
+      if (others.length > 0) {
+        throw forbidden(
+          'user.self_update_forbidden',
+          `you may change only your own displayName and password, not ${others.join(', ')}`,
+        );
+      }
+      if (patch.password !== undefined && currentPassword === undefined) {
+        throw badRequest('user.current_password_required', 'changing your own password needs currentPassword', [
+          { pointer: '/body/currentPassword', code: 'field.required', message: 'is required to change your password' },
+        ]);
+      }
+    }
+    if (currentPassword !== undefined && !(await this.users.verifyPassword(n, currentPassword))) {
+      throw forbidden('user.wrong_password', 'currentPassword is not the current password of the user');
+    }
+    const record = await this.users.updateUser(n, patch, ifMatch, this.ctx(caller));
+    this.catalog.updatePrincipals([principalOfUser(record)]);
+    return record;
+  }
+
+  /** Deletes a user (administrators only: a user cannot delete itself). */
+  async deleteUser(caller: Caller, name: string, ifMatch: number | undefined): Promise<void> {
+    const n = name.toLowerCase();
+    this.require(caller, 'delete', USER_DOMAIN, `user.${n}`);
+    await this.users.deleteUser(n, ifMatch, this.ctx(caller));
+    this.catalog.updatePrincipals([], [`${USER_DOMAIN}.${n}`]);
+  }
+
+  // ---- services --------------------------------------------------------------------------------
+
+  /** Lists a domain's services. */
+  async listServices(caller: Caller, domain: string, options: ListOptions): Promise<Page<ServiceRecord>> {
+    this.require(caller, 'read', domain, 'service');
+    return this.services.listServices(domain, options);
+  }
+
+  /** Gets a service (never its secret). */
+  async getService(caller: Caller, domain: string, name: string): Promise<ServiceRecord> {
+    this.require(caller, 'read', domain, `service.${name}`);
+    return this.services.getService(domain, name);
+  }
+
+  /** Creates a service; a generated secret is in the result this once. */
+  async createService(caller: Caller, domain: string, input: ServiceInput): Promise<WithSecret<ServiceRecord>> {
+    this.require(caller, 'create', domain, `service.${String(input.name)}`);
+    return this.shown(await this.services.createService(domain, input, this.ctx(caller)));
+  }
+
+  /** Changes a service's description or public keys. */
+  async updateService(
+    caller: Caller,
+    domain: string,
+    name: string,
+    patch: ServicePatch,
+    ifMatch: number | undefined,
+  ): Promise<ServiceRecord> {
+    this.require(caller, 'update', domain, `service.${name}`);
+    return this.applied(await this.services.updateService(domain, name, patch, ifMatch, this.ctx(caller)));
+  }
+
+  /** Replaces a service's secret (by `secret`, or a generated one returned this once). */
+  async rotateServiceSecret(
+    caller: Caller,
+    domain: string,
+    name: string,
+    secret: string | undefined,
+    ifMatch: number | undefined,
+  ): Promise<WithSecret<ServiceRecord>> {
+    this.require(caller, 'update', domain, `service.${name}`);
+    return this.shown(await this.services.rotateServiceSecret(domain, name, ifMatch, this.ctx(caller), { secret }));
+  }
+
+  /** Deletes a service. */
+  async deleteService(caller: Caller, domain: string, name: string, ifMatch: number | undefined): Promise<void> {
+    this.require(caller, 'delete', domain, `service.${name}`);
+    this.applied(await this.services.deleteService(domain, name, ifMatch, this.ctx(caller)));
+  }
+
+  // ---- OAuth clients ---------------------------------------------------------------------------
+
+  /** Lists a domain's OAuth clients. */
+  async listClients(caller: Caller, domain: string, options: ListOptions): Promise<Page<ClientRecord>> {
+    this.require(caller, 'read', domain, 'client');
+    return this.clients.listClients(domain, options);
+  }
+
+  /** Gets a client (never its secret). */
+  async getClient(caller: Caller, domain: string, clientId: string): Promise<ClientRecord> {
+    this.require(caller, 'read', domain, `client.${clientId}`);
+    return this.clients.getClient(domain, clientId);
+  }
+
+  /** Creates a client; a generated secret is in the result this once. */
+  async createClient(caller: Caller, domain: string, input: ClientInput): Promise<WithSecret<ClientRecord>> {
+    this.require(caller, 'create', domain, `client.${String(input.clientId)}`);
+    return this.shown(await this.clients.createClient(domain, input, this.ctx(caller)));
+  }
+
+  /** Changes a client's name, URIs, grant types or first-party flag. */
+  async updateClient(
+    caller: Caller,
+    domain: string,
+    clientId: string,
+    patch: ClientPatch,
+    ifMatch: number | undefined,
+  ): Promise<ClientRecord> {
+    this.require(caller, 'update', domain, `client.${clientId}`);
+    return this.applied(await this.clients.updateClient(domain, clientId, patch, ifMatch, this.ctx(caller)));
+  }
+
+  /** Replaces a confidential client's secret (by `secret`, or a generated one returned this once). */
+  async rotateClientSecret(
+    caller: Caller,
+    domain: string,
+    clientId: string,
+    secret: string | undefined,
+    ifMatch: number | undefined,
+  ): Promise<WithSecret<ClientRecord>> {
+    this.require(caller, 'update', domain, `client.${clientId}`);
+    return this.shown(await this.clients.rotateClientSecret(domain, clientId, ifMatch, this.ctx(caller), { secret }));
+  }
+
+  /** Deletes a client. */
+  async deleteClient(caller: Caller, domain: string, clientId: string, ifMatch: number | undefined): Promise<void> {
+    this.require(caller, 'delete', domain, `client.${clientId}`);
+    this.applied(await this.clients.deleteClient(domain, clientId, ifMatch, this.ctx(caller)));
+  }
+
+  // ---- APIs ------------------------------------------------------------------------------------
+
+  /** Lists a domain's APIs. */
+  async listApis(caller: Caller, domain: string, options: ListOptions): Promise<Page<ApiRecord>> {
+    this.require(caller, 'read', domain, 'api');
+    return this.apis.listApis(domain, options);
+  }
+
+  /** Gets an API. */
+  async getApi(caller: Caller, domain: string, name: string): Promise<ApiRecord> {
+    this.require(caller, 'read', domain, `api.${name}`);
+    return this.apis.getApi(domain, name);
+  }
+
+  /** Creates an API. */
+  async createApi(caller: Caller, domain: string, input: ApiInput): Promise<ApiRecord> {
+    this.require(caller, 'create', domain, `api.${String(input.name)}`);
+    return this.applied(await this.apis.createApi(domain, input, this.ctx(caller)));
+  }
+
+  /** Changes an API's audience, scopes or permissions claim. */
+  async updateApi(
+    caller: Caller,
+    domain: string,
+    name: string,
+    patch: ApiPatch,
+    ifMatch: number | undefined,
+  ): Promise<ApiRecord> {
+    this.require(caller, 'update', domain, `api.${name}`);
+    return this.applied(await this.apis.updateApi(domain, name, patch, ifMatch, this.ctx(caller)));
+  }
+
+  /** Deletes an API. */
+  async deleteApi(caller: Caller, domain: string, name: string, ifMatch: number | undefined): Promise<void> {
+    this.require(caller, 'delete', domain, `api.${name}`);
+    this.applied(await this.apis.deleteApi(domain, name, ifMatch, this.ctx(caller)));
+  }
+
+  // ---- registered resources --------------------------------------------------------------------
+
+  /** Lists a domain's registered resources, optionally of one type. */
+  async listResources(
+    caller: Caller,
+    domain: string,
+    options: ListOptions & { type?: string | undefined },
+  ): Promise<Page<ResourceRecord>> {
+    this.require(caller, 'read', domain, 'resource');
+    return this.resources.listResources(domain, options);
+  }
+
+  /** Gets a registered resource. */
+  async getResource(caller: Caller, domain: string, type: string, id: string): Promise<ResourceRecord> {
+    this.require(caller, 'read', domain, `resource.${type}/${id}`);
+    return this.resources.getResource(domain, type, id);
+  }
+
+  /**
+   * Creates or replaces a registered resource (`update` on `D:resource.TYPE/ID` either way, as
+   * for policies), and swaps the recompiled domain in: conditions see the new properties at once.
+   * `created` is true when it did not exist.
+   */
+  async putResource(
+    caller: Caller,
+    domain: string,
+    type: string,
+    id: string,
+    properties: Record<string, unknown> | undefined,
+    ifMatch: number | undefined,
+  ): Promise<{ record: ResourceRecord; created: boolean }> {
+    this.require(caller, 'update', domain, `resource.${type}/${id}`);
+    const w = await this.resources
+      .putResource(domain, { type, id, properties }, ifMatch, this.ctx(caller))
+      .catch((err: unknown) => {
+        throw pathParamsProblem(err, ['type', 'id']);
+      });
+    // A replace moves the resource past revision 1; only an insert leaves it there.
+    return { record: this.applied(w), created: w.record.revision === 1 };
+  }
+
+  /** Deletes a registered resource. */
+  async deleteResource(
+    caller: Caller,
+    domain: string,
+    type: string,
+    id: string,
+    ifMatch: number | undefined,
+  ): Promise<void> {
+    this.require(caller, 'delete', domain, `resource.${type}/${id}`);
+    this.applied(await this.resources.deleteResource(domain, type, id, ifMatch, this.ctx(caller)));
+  }
+
+  // ---- public keys -----------------------------------------------------------------------------
+
+  /**
+   * The public JWKS of `purpose` (api.md §4: bundles carry a `control` and a `token` signature).
+   * Needs no caller: public keys are public. 503 `keys.unavailable` when built without keys.
+   */
+  async getPublicJwks(purpose: KeyPurpose): Promise<PublicJwks> {
+    if (this.keys === undefined) {
+      throw serviceUnavailable('keys.unavailable', 'this server was started without its signing keys');
+    }
+    return this.keys.publicJwks(purpose);
   }
 
   // ---- audit, export, import -------------------------------------------------------------------

@@ -12,8 +12,14 @@ import { AccessTokenVerifier, InvalidTokenError } from '../keys/access-tokens.js
 import { KeyService } from '../keys/key-service.js';
 import { registerManagementRoutes } from '../management/management-routes.js';
 import { ManagementService, type Caller } from '../management/management-service.js';
+import { ApiStore } from '../storage/api-store.js';
+import { ClientStore } from '../storage/client-store.js';
 import { openDatabase } from '../storage/open-database.js';
+import { ResourceStore } from '../storage/resource-store.js';
+import { OWASP_ARGON2ID, SecretHasher } from '../storage/secret-hasher.js';
+import { ServiceStore } from '../storage/service-store.js';
 import { Store } from '../storage/store.js';
+import { UserStore } from '../storage/user-store.js';
 import { ensureReservedDomains } from './ensure-reserved-domains.js';
 
 /** A running node's parts. */
@@ -36,6 +42,11 @@ export interface Gatehouse {
 export interface CreateGatehouseOptions {
   logger?: BuildAppOptions['logger'];
   clock?: () => Date;
+  /**
+   * Hashes passwords and client/service secrets (default: argon2id at OWASP_ARGON2ID). Tests
+   * pass a cheap one; production never should.
+   */
+  hasher?: SecretHasher;
 }
 
 /** Builds a node from its configuration; nothing listens until `app.listen`. */
@@ -54,7 +65,15 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
     await keys.ensureKeys({ actor: 'system' });
     const catalog = new CatalogHolder();
     await catalog.reload(database.db);
-    const management = new ManagementService(store, catalog, clock);
+    const hasher = options.hasher ?? new SecretHasher(OWASP_ARGON2ID);
+    const management = new ManagementService(store, catalog, clock, {
+      users: new UserStore(store, { hasher }),
+      services: new ServiceStore(store, { hasher }),
+      clients: new ClientStore(store, { hasher }),
+      apis: new ApiStore(store),
+      resources: new ResourceStore(store),
+      keys,
+    });
     const issuer = `${config.publicUrl}/oidc`;
     const managementAudience = `${config.publicUrl}/v1`;
     const verifier = new AccessTokenVerifier({ keys, issuer, audience: managementAudience, clock });
