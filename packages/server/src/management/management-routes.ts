@@ -293,8 +293,20 @@ function withSecret<T extends { revision: number }>(reply: FastifyReply, w: With
 export function registerManagementRoutes(
   app: GatehouseApp,
   service: ManagementService,
-  authenticate: Authenticate,
+  verifyCaller: Authenticate,
 ): void {
+  // Authenticate before anything else looks at the request (body parsing, validation): an
+  // unauthenticated caller always gets 401, never details about its request. Handlers read the
+  // caller the hook found.
+  const callers = new WeakMap<FastifyRequest, Caller>();
+  app.addHook('onRequest', async (request) => {
+    const path = request.url.split('?', 1)[0] ?? '';
+    if (!path.startsWith('/v1/') || path === '/v1/openapi.json' || path.startsWith('/v1/keys')) return;
+    if (request.routeOptions.url === undefined) return; // unknown routes answer 404
+    callers.set(request, await verifyCaller(request));
+  });
+  const authenticate = async (request: FastifyRequest): Promise<Caller> =>
+    callers.get(request) ?? verifyCaller(request);
   // ---- domains ---------------------------------------------------------------------------------
   app.get(
     '/v1/domains',

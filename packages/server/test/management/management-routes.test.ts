@@ -58,6 +58,9 @@ describe('management API', () => {
     expect(none.statusCode).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer realm="gatehouse"');
     expect(none.json()).toMatchObject({ code: 'auth.required', status: 401 });
+    // Authentication comes first: a malformed request without a token learns nothing about it.
+    const invalidBody = await gh.app.inject({ method: 'POST', url: '/v1/domains', payload: { nonsense: true } });
+    expect(invalidBody.statusCode).toBe(401);
     const bad = await gh.app.inject({
       method: 'GET',
       url: '/v1/domains',
