@@ -28,6 +28,7 @@ const PART_POINTER: Record<string, string> = {
 export function handleError(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
   const problem = toProblemError(error, request);
   if (!(error instanceof ProblemError) && problem.status >= 500) {
+    if (isDatabaseError(error)) request.server.metrics?.countStoreError(request.routeOptions.url ?? 'unknown');
     request.log.error({ err: error }, `unexpected error: ${problem.code}`);
   } else if (problem.status >= 500) {
     request.log.warn({ err: problem.cause ?? problem, code: problem.code }, problem.detail);
@@ -298,4 +299,24 @@ export function storageProblem(error: unknown): ProblemError | undefined {
   if (error instanceof NameError)
     return new ProblemError({ status: 400, code: error.code, detail: error.message, cause: error });
   return undefined;
+}
+
+/**
+ * True when an error (or one of its causes) comes from a database driver: better-sqlite3's
+ * `SQLITE_*` codes, PostgreSQL errors (a five-character SQLSTATE with a severity), or a lost
+ * connection.
+ */
+export function isDatabaseError(error: unknown): boolean {
+  for (
+    let e = error, depth = 0;
+    e !== null && typeof e === 'object' && depth < 8;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== 'string') continue;
+    if (code.startsWith('SQLITE_')) return true;
+    if (/^[0-9A-Z]{5}$/.test(code) && 'severity' in e) return true;
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT') return true;
+  }
+  return false;
 }

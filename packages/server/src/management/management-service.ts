@@ -58,6 +58,8 @@ export interface ManagementParts {
   resources?: ResourceStore;
   /** The signing keys whose public halves `/v1/keys` publishes; without it those calls are 503. */
   keys?: KeyService;
+  /** Told of every management decision (for the decisions metric). */
+  onDecision?: (domain: string, allowed: boolean) => void;
 }
 
 /** A user change as the API takes it: a UserPatch, and the caller's current password. */
@@ -101,12 +103,15 @@ export class ManagementService {
   readonly resources: ResourceStore;
   readonly keys: KeyService | undefined;
 
+  private readonly onDecision: ((domain: string, allowed: boolean) => void) | undefined;
+
   constructor(
     readonly store: Store,
     readonly catalog: CatalogHolder,
     readonly clock: () => Date = () => new Date(),
     parts: ManagementParts = {},
   ) {
+    this.onDecision = parts.onDecision;
     this.users = parts.users ?? new UserStore(store);
     this.services = parts.services ?? new ServiceStore(store);
     this.clients = parts.clients ?? new ClientStore(store);
@@ -117,16 +122,16 @@ export class ManagementService {
 
   private require(caller: Caller, action: ManagementAction, domain: string, object: string): void {
     if (caller.principal === OPERATOR) return;
-    if (
-      !canManage(
-        this.catalog.catalog,
-        caller.principal,
-        action,
-        domain.toLowerCase(),
-        object.toLowerCase(),
-        this.clock(),
-      )
-    ) {
+    const allowed = canManage(
+      this.catalog.catalog,
+      caller.principal,
+      action,
+      domain.toLowerCase(),
+      object.toLowerCase(),
+      this.clock(),
+    );
+    this.onDecision?.(domain.toLowerCase(), allowed);
+    if (!allowed) {
       throw forbidden(
         'management.forbidden',
         `${caller.principal} may not ${action} ${domain.toLowerCase()}:${object.toLowerCase()}`,

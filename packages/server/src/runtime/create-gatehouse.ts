@@ -66,7 +66,10 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
     const catalog = new CatalogHolder();
     await catalog.reload(database.db);
     const hasher = options.hasher ?? new SecretHasher(OWASP_ARGON2ID);
+    // The app (and its metrics) is built after the service; decisions are counted once it is.
+    let metrics: GatehouseApp['metrics'] | undefined;
     const management = new ManagementService(store, catalog, clock, {
+      onDecision: (domain, allowed) => metrics?.countDecision(domain, allowed),
       users: new UserStore(store, { hasher }),
       services: new ServiceStore(store, { hasher }),
       clients: new ClientStore(store, { hasher }),
@@ -108,6 +111,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       ready: () => store.ready(),
       register: (a) => registerManagementRoutes(a, management, authenticate),
     });
+    metrics = app.metrics;
     let closed = false;
     return {
       config,

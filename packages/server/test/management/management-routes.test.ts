@@ -285,3 +285,12 @@ describe('management API', () => {
     );
   });
 });
+
+describe('metrics', () => {
+  it('counts management decisions', async () => {
+    await call('GET', '/v1/domains/library/roles', 'user.nobody');
+    const metrics = (await gh.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/gatehouse_decisions_total\{domain="library",decision="deny"\} [1-9]/);
+    expect(metrics).toMatch(/gatehouse_decisions_total\{domain="library",decision="allow"\} [1-9]/);
+  });
+});
