@@ -67,7 +67,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
     await catalog.reload(database.db);
     const hasher = options.hasher ?? new SecretHasher(OWASP_ARGON2ID);
     // The app (and its metrics) is built after the service; decisions are counted once it is.
-    let metrics: GatehouseApp['metrics'] | undefined;
+    let metrics: GatehouseApp['metrics'] | undefined = undefined;
     const management = new ManagementService(store, catalog, clock, {
       onDecision: (domain, allowed) => metrics?.countDecision(domain, allowed),
       users: new UserStore(store, { hasher }),
