@@ -23,7 +23,8 @@ import type { ServerConfig } from '../config/load-config.js';
 import { createMetrics, type GatehouseMetrics } from './create-metrics.js';
 import { createValidatorFactory } from './create-validator-factory.js';
 import { genRequestId, REQUEST_ID_HEADER } from './gen-request-id.js';
-import { handleError, handleNotFound } from './handle-error.js';
+import { answerClientError, handleError, handleNotFound } from './handle-error.js';
+import { checkRequestValues } from './check-request-values.js';
 import { problemResponses, serviceUnavailable } from './problem.js';
 
 declare module 'fastify' {
@@ -80,6 +81,9 @@ export async function buildApp(options: BuildAppOptions): Promise<GatehouseApp> 
     // Errors raised while routing (bad percent-encoding, over-long parameters) skip the error
     // handler unless handed to it here.
     frameworkErrors: (error, request, reply) => handleError(error, request, reply),
+    // Requests Node's HTTP parser refuses (bytes outside the grammar, oversized headers) never
+    // reach a route: answer them with a problem too.
+    clientErrorHandler: answerClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const metrics = createMetrics();
@@ -94,6 +98,7 @@ export async function buildApp(options: BuildAppOptions): Promise<GatehouseApp> 
     reply.header(REQUEST_ID_HEADER, request.id);
     done();
   });
+  app.addHook('preValidation', checkRequestValues);
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.is404 ? UNMATCHED_ROUTE : (request.routeOptions.url ?? UNMATCHED_ROUTE);
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });

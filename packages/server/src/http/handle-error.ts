@@ -8,6 +8,7 @@ import type { FastifyReply, FastifyRequest, FastifySchemaValidationError } from 
 import { REQUEST_ID_HEADER } from './gen-request-id.js';
 import { NameError } from '@gatehouse/engine';
 import { ConflictError, MissingReferenceError, NotFoundError, PreconditionFailedError } from '../storage/errors.js';
+import { InvalidCursorError } from '../storage/paginate.js';
 import { ValidationError } from '../storage/store.js';
 import { PROBLEM_CONTENT_TYPE, ProblemError, toProblemDetails, type ProblemFieldError } from './problem.js';
 
@@ -298,6 +299,9 @@ export function storageProblem(error: unknown): ProblemError | undefined {
   }
   if (error instanceof NameError)
     return new ProblemError({ status: 400, code: error.code, detail: error.message, cause: error });
+  if (error instanceof InvalidCursorError) {
+    return new ProblemError({ status: 400, code: error.code, detail: error.message, cause: error });
+  }
   return undefined;
 }
 
@@ -319,4 +323,29 @@ export function isDatabaseError(error: unknown): boolean {
     if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT') return true;
   }
   return false;
+}
+
+/**
+ * Answers a request Node's HTTP parser refused (Fastify's `clientErrorHandler`): a problem with
+ * 431 for oversized headers, 400 otherwise, then the connection is closed.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const code = tooLarge ? 'request.headers_too_large' : 'request.malformed';
+  const body = JSON.stringify({
+    type: `https://gatehouse.dev/problems/${code}`,
+    title: tooLarge ? 'Request Header Fields Too Large' : 'Bad Request',
+    status,
+    detail: tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP',
+    code,
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `Content-Type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

@@ -116,6 +116,17 @@ const NamedParams = Type.Object({ domain: DomainName, name: ShortName });
 const MemberParams = Type.Object({ domain: DomainName, name: ShortName, member: name(384) });
 const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 64 })) });
 
+/** A date-time query parameter as a Date; 400 for one JavaScript cannot represent (`…:60Z`). */
+function parseInstantParam(text: string, name: string): Date {
+  const d = new Date(text);
+  if (Number.isNaN(d.getTime())) {
+    throw badRequest('request.invalid_date', `${name} is not an instant this server can use: ${JSON.stringify(text)}`, [
+      { pointer: `/query/${name}`, code: 'request.invalid_date', message: 'not a representable RFC 3339 instant' },
+    ]);
+  }
+  return d;
+}
+
 /** `If-Match: "3"` → 3; absent or `*` → undefined (RFC 9110 §13.1.1); anything else → 400. */
 export function parseIfMatch(header: string | undefined): number | undefined {
   if (header === undefined || header.trim() === '*') return undefined;
@@ -125,7 +136,9 @@ export function parseIfMatch(header: string | undefined): number | undefined {
       'request.invalid_if_match',
       `If-Match must be an ETag this server handed out (like "3"), not ${JSON.stringify(header)}`,
     );
-  return Number(m[1]);
+  // A revision past what the database can hold was never handed out: it can only be stale.
+  const n = Number(m[1]);
+  return n > 2_147_483_647 ? -1 : n;
 }
 
 function withEtag<T extends { revision: number }>(reply: FastifyReply, record: T): T {
@@ -656,8 +669,8 @@ export function registerManagementRoutes(
       return service.listAudit(await authenticate(request), {
         ...(q.domain !== undefined ? { domain: q.domain } : {}),
         ...(q.actor !== undefined ? { actor: q.actor } : {}),
-        ...(q.since !== undefined ? { since: new Date(q.since) } : {}),
-        ...(q.until !== undefined ? { until: new Date(q.until) } : {}),
+        ...(q.since !== undefined ? { since: parseInstantParam(q.since, 'since') } : {}),
+        ...(q.until !== undefined ? { until: parseInstantParam(q.until, 'until') } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
         limit: q.limit ?? 100,
       });

@@ -31,7 +31,13 @@ import {
   type RoleRecord,
   type Store,
 } from '../storage/store.js';
-import { canCreateDomain, canManage, isSuperAdmin, type ManagementAction } from './authorize-management.js';
+import {
+  SUPER_ADMIN_DOMAIN,
+  canCreateDomain,
+  canManage,
+  isSuperAdmin,
+  type ManagementAction,
+} from './authorize-management.js';
 
 /** Who calls, for authorization and the audit trail. */
 export interface Caller {
@@ -200,6 +206,14 @@ export class ManagementService {
     ifMatch: number | undefined,
   ): Promise<DomainRecord> {
     this.require(caller, 'update', name, 'domain');
+    if (name.toLowerCase() === SUPER_ADMIN_DOMAIN && patch.enabled === false && caller.principal !== OPERATOR) {
+      // Through the API this would lock every super admin out; only an operator may do it.
+      throw new ProblemError({
+        status: 409,
+        code: 'domain.lockout',
+        detail: `${SUPER_ADMIN_DOMAIN} cannot be disabled through the API`,
+      });
+    }
     return this.applied(await this.store.updateDomain(name, patch, ifMatch, this.ctx(caller)));
   }
 
@@ -257,7 +271,20 @@ export class ManagementService {
     ifMatch: number | undefined,
   ): Promise<RoleRecord> {
     this.require(caller, 'update', domain, `role.${name}`);
+    this.refuseLastSuperAdmin(caller, domain, name, (input.members ?? []).length);
     return this.applied(await this.store.replaceRole(domain, name, input, ifMatch, this.ctx(caller)));
+  }
+
+  /** Through the API, the super admins' role may not lose its last member (an operator may). */
+  private refuseLastSuperAdmin(caller: Caller, domain: string, role: string, membersLeft: number): void {
+    if (caller.principal === OPERATOR || membersLeft > 0) return;
+    if (domain.toLowerCase() === SUPER_ADMIN_DOMAIN && role.toLowerCase() === 'admin') {
+      throw new ProblemError({
+        status: 409,
+        code: 'role.last_super_admin',
+        detail: 'the super admins’ role must keep at least one member',
+      });
+    }
   }
 
   /** Deletes a role. */
@@ -289,6 +316,12 @@ export class ManagementService {
     ifMatch: number | undefined,
   ): Promise<RoleRecord | GroupRecord> {
     this.require(caller, 'update', domain, `${kind}.${owner}`);
+    if (kind === 'role') {
+      const left = (await this.store.getRole(domain, owner)).members.filter(
+        (m) => m.name !== member.toLowerCase(),
+      ).length;
+      this.refuseLastSuperAdmin(caller, domain, owner, left);
+    }
     return this.applied(await this.store.deleteMember(kind, domain, owner, member, ifMatch, this.ctx(caller)));
   }
 

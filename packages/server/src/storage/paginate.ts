@@ -24,9 +24,24 @@ export function cursorOf(key: string): string {
   return Buffer.from(key, 'utf8').toString('base64url');
 }
 
-/** The key a cursor stands for; undefined when there is no cursor. */
-export function keyOfCursor(cursor: string | undefined): string | undefined {
-  return cursor === undefined ? undefined : Buffer.from(cursor, 'base64url').toString('utf8');
+/** A cursor this server did not hand out. */
+export class InvalidCursorError extends Error {
+  readonly code = 'request.invalid_cursor';
+  constructor() {
+    super('the cursor is not one this server handed out');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+/**
+ * The key a cursor stands for; undefined when there is no cursor. A key of `parts` parts (joined
+ * with NUL) must have exactly that many; anything else throws InvalidCursorError.
+ */
+export function keyOfCursor(cursor: string | undefined, parts = 1): string | undefined {
+  if (cursor === undefined) return undefined;
+  const key = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (key.split('\u0000').length !== parts || key.includes('\uFFFD')) throw new InvalidCursorError();
+  return key;
 }
 
 /** The page size to ask for: the default when absent, clamped to 1..PAGE_LIMITS.max. */

@@ -160,7 +160,7 @@ export class ResourceStore {
       .orderBy('id')
       .limit(limit + 1);
     if (options.type !== undefined) q = q.where('type', '=', options.type.toLowerCase());
-    const after = keyOfCursor(options.cursor);
+    const after = keyOfCursor(options.cursor, 2);
     if (after !== undefined) {
       const [t, i] = splitCompositeKey(after, 2) as [string, string];
       q = q.where((eb) => eb.or([eb('type', '>', t), eb.and([eb('type', '=', t), eb('id', '>', i)])]));

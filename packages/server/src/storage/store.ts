@@ -1079,7 +1079,7 @@ export class Store {
       .orderBy('name')
       .orderBy('version')
       .limit(limit + 1);
-    const after = keyOfCursor(options.cursor);
+    const after = keyOfCursor(options.cursor, 2);
     if (after !== undefined) {
       const [n, v] = after.split('\u0000') as [string, string];
       q = q.where((eb) => eb.or([eb('name', '>', n), eb.and([eb('name', '=', n), eb('version', '>', v ?? '')])]));
