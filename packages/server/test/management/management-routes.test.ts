@@ -294,3 +294,15 @@ describe('metrics', () => {
     expect(metrics).toMatch(/gatehouse_decisions_total\{domain="library",decision="allow"\} [1-9]/);
   });
 });
+
+describe('lock-out protection', () => {
+  it('refuses to disable sys.auth or remove the last super admin through the API', async () => {
+    const disable = await call('PATCH', '/v1/domains/sys.auth', 'user.root', { enabled: false });
+    expect(disable.json()).toMatchObject({ status: 409, code: 'domain.lockout' });
+    const empty = await call('PUT', '/v1/domains/sys.auth/roles/admin', 'user.root', { members: [] });
+    expect(empty.json()).toMatchObject({ status: 409, code: 'role.last_super_admin' });
+    const last = await call('DELETE', '/v1/domains/sys.auth/roles/admin/members/user.root', 'user.root');
+    expect(last.json()).toMatchObject({ status: 409, code: 'role.last_super_admin' });
+    expect((await gh.store.getRole('sys.auth', 'admin')).members).toEqual([{ name: 'user.root' }]);
+  });
+});
