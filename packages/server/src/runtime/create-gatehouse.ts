@@ -1,17 +1,19 @@
 /**
  * Wires one Gatehouse node: the database (migrated), the store, the reserved domains, the keys,
- * the decision catalog, and the HTTP app with the management API. `close()` releases it all.
+ * the decision catalog, and the HTTP app with the management API and the AuthZEN decision API.
+ * `close()` releases it all.
  */
 
-import type { FastifyRequest } from 'fastify';
 import type { ServerConfig } from '../config/load-config.js';
 import { CatalogHolder } from '../catalog/catalog-holder.js';
 import { buildApp, type BuildAppOptions, type GatehouseApp } from '../http/build-app.js';
-import { ProblemError } from '../http/problem.js';
-import { AccessTokenVerifier, InvalidTokenError } from '../keys/access-tokens.js';
+import { authenticateBearer } from '../http/authenticate-bearer.js';
+import { AccessTokenVerifier } from '../keys/access-tokens.js';
 import { KeyService } from '../keys/key-service.js';
 import { registerManagementRoutes } from '../management/management-routes.js';
-import { ManagementService, type Caller } from '../management/management-service.js';
+import { ManagementService } from '../management/management-service.js';
+import { registerPdpRoutes } from '../pdp/pdp-routes.js';
+import { PdpService } from '../pdp/pdp-service.js';
 import { ApiStore } from '../storage/api-store.js';
 import { ClientStore } from '../storage/client-store.js';
 import { openDatabase } from '../storage/open-database.js';
@@ -34,6 +36,10 @@ export interface Gatehouse {
   readonly issuer: string;
   /** The audience of management API tokens: `{PUBLIC_URL}/v1`. */
   readonly managementAudience: string;
+  /** The audience of decision API tokens: `{PUBLIC_URL}/pdp` (management tokens are accepted too). */
+  readonly pdpAudience: string;
+  /** The AuthZEN decision service behind `/pdp/<domain>`. */
+  readonly pdp: PdpService;
   /** Closes the app and the database. */
   close(): Promise<void>;
 }
@@ -80,36 +86,26 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
     const issuer = `${config.publicUrl}/oidc`;
     const managementAudience = `${config.publicUrl}/v1`;
     const verifier = new AccessTokenVerifier({ keys, issuer, audience: managementAudience, clock });
-    const authenticate = async (request: FastifyRequest): Promise<Caller> => {
-      const header = request.headers.authorization;
-      const m = typeof header === 'string' ? /^Bearer\s+([A-Za-z0-9._~+/-]+=*)\s*$/i.exec(header) : null;
-      if (!m) {
-        throw new ProblemError({
-          status: 401,
-          code: 'auth.required',
-          detail: 'send an access token: Authorization: Bearer <token>',
-        });
-      }
-      try {
-        const claims = await verifier.verify(m[1] as string);
-        return { principal: claims.sub.toLowerCase(), requestId: request.id };
-      } catch (err) {
-        if (err instanceof InvalidTokenError) {
-          throw new ProblemError({
-            status: 401,
-            code: err.code,
-            detail: `the access token is not valid: ${err.message}`,
-            cause: err,
-          });
-        }
-        throw err;
-      }
-    };
+    const authenticate = authenticateBearer(verifier);
+    // Decision API tokens: the PDP audience, or a management token (whose holder may ask the
+    // same questions through the management API's decisions anyway).
+    const pdpAudience = `${config.publicUrl}/pdp`;
+    const pdpVerifier = new AccessTokenVerifier({ keys, issuer, audience: [pdpAudience, managementAudience], clock });
+    const pdp = new PdpService({
+      catalog,
+      users: management.users,
+      services: management.services,
+      clock,
+      onDecision: (domain, allowed) => metrics?.countDecision(domain, allowed),
+    });
     const app = await buildApp({
       config,
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
       ready: () => store.ready(),
-      register: (a) => registerManagementRoutes(a, management, authenticate),
+      register: async (a) => {
+        registerManagementRoutes(a, management, authenticate);
+        await registerPdpRoutes(a, pdp, authenticateBearer(pdpVerifier), config.publicUrl);
+      },
     });
     metrics = app.metrics;
     let closed = false;
@@ -122,6 +118,8 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       management,
       issuer,
       managementAudience,
+      pdpAudience,
+      pdp,
       async close() {
         if (closed) return;
         closed = true;

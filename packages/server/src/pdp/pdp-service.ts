@@ -1,0 +1,268 @@
+/**
+ * The decision service behind the AuthZEN API (api.md §2, authzen.md §2–3): one PDP per domain.
+ * Maps AuthZEN subjects, resources and actions onto the engine's principals, `D:type/id`
+ * resources and actions, decides on the node's in-memory catalog, and checks that the caller may
+ * ask: about itself always, about anyone else with `access.check` on `D:access`.
+ *
+ * Only the subject lookup may touch the database (a user named by external id or email, a
+ * service); a user named by its name is found in the catalog.
+ */
+
+import { decide, type Catalog, type CompiledDomain, type Decision } from '@gatehouse/engine';
+import type { AuthenticatedCaller } from '../http/authenticate-bearer.js';
+import { badRequest, forbidden, notFound, ProblemError } from '../http/problem.js';
+import type { CatalogHolder } from '../catalog/catalog-holder.js';
+import { SUPER_ADMIN_DOMAIN } from '../management/authorize-management.js';
+import type { ServiceStore } from '../storage/service-store.js';
+import { validateUserName, type UserStore } from '../storage/user-store.js';
+import {
+  MAX_EVALUATIONS,
+  parseEvaluation,
+  parseEvaluationItem,
+  type AccessDecision,
+  type EvaluationRequest,
+  type EvaluationsRequest,
+  type EvaluationsSemantic,
+  type Subject,
+} from './evaluation-request.js';
+
+/**
+ * The principal an AuthZEN subject the directory does not know is evaluated as (semantics.md,
+ * authzen.md §9): no memberships, no stored properties. No principal can be named so (`~` is
+ * outside every name and member pattern), and a member pattern can only match it through a
+ * leading `*` or `?` — `*` (everyone) does; `user.*` and every other prefix pattern does not.
+ */
+export const UNKNOWN_SUBJECT_PRINCIPAL = '~unknown';
+
+/** The action a caller needs on `D:access` to ask about subjects other than itself. */
+export const ACCESS_CHECK_ACTION = 'access.check';
+
+/** What `evaluations` answers: a batch, or a single decision when there were no items. */
+export type EvaluationsResult = { evaluations: AccessDecision[] } | AccessDecision;
+
+/** The stores and clock a PdpService reads. */
+export interface PdpServiceParts {
+  catalog: CatalogHolder;
+  users: Pick<UserStore, 'findUserBySubject'>;
+  services: Pick<ServiceStore, 'findServiceByPrincipal'>;
+  clock?: () => Date;
+  /** Told of every allow (true) or deny (false) answered; errors are not decisions. */
+  onDecision?: (domain: string, allowed: boolean) => void;
+}
+
+/** What the subjects of one request map to (memoised: a batch names the same subject often). */
+type SubjectMemo = Map<string, Promise<string>>;
+
+/** An evaluation's outcome before it becomes a response: a decision, or an engine error. */
+type Outcome = { decision: AccessDecision } | { error: { status: number; message: string }; code: string };
+
+/**
+ * True when `principal` may ask the PDP of `domain` about others: `access.check` on `D:access`
+ * decided in the domain (its admins have it through the built-in admin policy), or in
+ * `sys.auth` on `sys.auth:domain/D` (super admins), as management calls are.
+ */
+export function canCheckAccess(catalog: Catalog, principal: string, domain: string, now: Date): boolean {
+  const inDomain = decide(catalog, { principal, action: ACCESS_CHECK_ACTION, resource: `${domain}:access` }, { now });
+  if (inDomain.decision === 'allow') return true;
+  const resource = `${SUPER_ADMIN_DOMAIN}:domain/${domain}`;
+  return decide(catalog, { principal, action: ACCESS_CHECK_ACTION, resource }, { now }).decision === 'allow';
+}
+
+/** A reason safe to show the subject: never a policy, role or condition name. */
+function reasonUser(d: Decision): string {
+  if (d.code === 'allow') return 'access is granted';
+  if (d.code === 'deny') return 'access is denied by policy';
+  return 'no policy grants this access';
+}
+
+/** Answers AuthZEN evaluation requests for the domains of a catalog. */
+export class PdpService {
+  readonly #catalog: CatalogHolder;
+  readonly #users: PdpServiceParts['users'];
+  readonly #services: PdpServiceParts['services'];
+  readonly #clock: () => Date;
+  readonly #onDecision: PdpServiceParts['onDecision'];
+
+  constructor(parts: PdpServiceParts) {
+    this.#catalog = parts.catalog;
+    this.#users = parts.users;
+    this.#services = parts.services;
+    this.#clock = parts.clock ?? (() => new Date());
+    this.#onDecision = parts.onDecision;
+  }
+
+  /** The compiled domain `name` (any case) in the current catalog, enabled or not; undefined when none. */
+  findDomain(name: string): CompiledDomain | undefined {
+    return this.#catalog.catalog.domains.get(name.toLowerCase());
+  }
+
+  /**
+   * The compiled domain whose PDP `name` is, in `catalog` (default: the current one). Throws a
+   * 404 problem `domain.not_found` when there is no such domain (its PDP does not exist) and a
+   * 403 problem `domain.disabled` when it is disabled (an error, never a deny).
+   */
+  getDomain(name: string, catalog: Catalog = this.#catalog.catalog): CompiledDomain {
+    const d = catalog.domains.get(name.toLowerCase());
+    if (d === undefined) throw notFound('domain.not_found', `there is no PDP for domain "${name}": it does not exist`);
+    if (!d.enabled) throw forbidden('domain.disabled', `domain "${d.name}" is disabled: it answers no decisions`);
+    return d;
+  }
+
+  /**
+   * One decision (spec `#access-evaluation-api`). Throws ProblemErrors: those of getDomain, 403
+   * `pdp.forbidden` when the caller asks about another subject without `access.check`, 400 for
+   * an engine error (an action or resource it refuses).
+   */
+  async evaluate(caller: AuthenticatedCaller, domain: string, request: EvaluationRequest): Promise<AccessDecision> {
+    const catalog = this.#catalog.catalog;
+    const d = this.getDomain(domain, catalog);
+    const now = this.#clock();
+    const principal = await this.#principalOf(request.subject, catalog, new Map());
+    this.#authorize(catalog, caller, d, [principal], now);
+    const outcome = this.#decide(catalog, d, principal, request, now);
+    if ('error' in outcome) {
+      throw new ProblemError({ status: outcome.error.status, code: outcome.code, detail: outcome.error.message });
+    }
+    return outcome.decision;
+  }
+
+  /**
+   * Many decisions (spec `#access-evaluations-api`): every item takes the top-level members it
+   * lacks, whole; `execute_all` answers every item, `deny_on_first_deny` and
+   * `permit_on_first_permit` stop after the deciding item. A bad item is answered in its place
+   * as `false` with `context.error`. Without items the request is a single evaluation. Throws
+   * what `evaluate` throws, and 413 `pdp.too_many_evaluations` beyond MAX_EVALUATIONS items.
+   */
+  async evaluations(
+    caller: AuthenticatedCaller,
+    domain: string,
+    request: EvaluationsRequest,
+  ): Promise<EvaluationsResult> {
+    const items = request.evaluations ?? [];
+    if (items.length === 0) {
+      // authzen.md §3: no `evaluations` member, or an empty list, is the single evaluation
+      // (c-3-4-2/3); the route schema has typed the members, this checks they are there.
+      const single = parseEvaluation(request);
+      if (typeof single === 'string') throw badRequest('request.invalid', single);
+      return this.evaluate(caller, domain, single);
+    }
+    if (items.length > MAX_EVALUATIONS) {
+      throw new ProblemError({
+        status: 413,
+        code: 'pdp.too_many_evaluations',
+        title: 'Too many evaluations',
+        detail: `a request may carry at most ${MAX_EVALUATIONS} evaluations, not ${items.length}`,
+      });
+    }
+    const catalog = this.#catalog.catalog;
+    const d = this.getDomain(domain, catalog);
+    const now = this.#clock();
+    const semantic: EvaluationsSemantic = request.options?.evaluations_semantic ?? 'execute_all';
+    const parsed = items.map((item, i) => parseEvaluationItem(item, i, request));
+    // Every subject is resolved and the caller authorized for all of them before anything is
+    // decided: a request is allowed or refused as a whole.
+    // One at a time, so that a batch never floods the connection pool; each distinct subject is
+    // looked up once.
+    const memo: SubjectMemo = new Map();
+    const principals: (string | undefined)[] = [];
+    for (const p of parsed) {
+      principals.push(typeof p === 'string' ? undefined : await this.#principalOf(p.subject, catalog, memo));
+    }
+    this.#authorize(
+      catalog,
+      caller,
+      d,
+      principals.filter((p): p is string => p !== undefined),
+      now,
+    );
+    const out: AccessDecision[] = [];
+    for (let i = 0; i < parsed.length; i++) {
+      const p = parsed[i] as EvaluationRequest | string;
+      const principal = principals[i];
+      const outcome: Outcome =
+        typeof p === 'string' || principal === undefined
+          ? { error: { status: 400, message: p as string }, code: 'request.invalid' }
+          : this.#decide(catalog, d, principal, p, now);
+      const decision: AccessDecision =
+        'error' in outcome
+          ? { decision: false, context: { revision: d.revision, error: outcome.error } }
+          : outcome.decision;
+      out.push(decision);
+      // spec `#evaluations-semantics`: a failed item counts as a deny (fail closed).
+      if (semantic === 'deny_on_first_deny' && !decision.decision) break;
+      if (semantic === 'permit_on_first_permit' && decision.decision) break;
+    }
+    return { evaluations: out };
+  }
+
+  /** 403 unless every principal asked about is the caller, or the caller may check access. */
+  #authorize(catalog: Catalog, caller: AuthenticatedCaller, d: CompiledDomain, principals: string[], now: Date): void {
+    if (principals.every((p) => p === caller.principal)) return;
+    if (canCheckAccess(catalog, caller.principal, d.name, now)) return;
+    throw forbidden(
+      'pdp.forbidden',
+      `${caller.principal} may ask about itself only: asking about another subject needs ${ACCESS_CHECK_ACTION} on ${d.name}:access`,
+    );
+  }
+
+  /**
+   * The principal a subject stands for (api.md §2): a `user` by name (from the catalog), else by
+   * external id or email (the store); a `service` by its principal name; anything else, and any
+   * subject the directory does not know, UNKNOWN_SUBJECT_PRINCIPAL.
+   */
+  #principalOf(subject: Subject, catalog: Catalog, memo: SubjectMemo): Promise<string> {
+    const key = `${subject.type}\u0000${subject.id}`;
+    let found = memo.get(key);
+    if (found === undefined) {
+      found = this.#lookUp(subject, catalog);
+      memo.set(key, found);
+    }
+    return found;
+  }
+
+  async #lookUp(subject: Subject, catalog: Catalog): Promise<string> {
+    const type = subject.type.toLowerCase();
+    if (type === 'user') {
+      const { name, problem } = validateUserName(subject.id);
+      // The catalog holds every user's stored properties under its principal name: the
+      // common case needs no query. External ids and emails are only in the store.
+      if (problem === undefined && catalog.principals.has(`user.${name}`)) return `user.${name}`;
+      const user = await this.#users.findUserBySubject(subject.id);
+      return user === undefined ? UNKNOWN_SUBJECT_PRINCIPAL : `user.${user.name}`;
+    }
+    if (type === 'service') {
+      const service = await this.#services.findServiceByPrincipal(subject.id);
+      return service === undefined ? UNKNOWN_SUBJECT_PRINCIPAL : service.principal;
+    }
+    return UNKNOWN_SUBJECT_PRINCIPAL;
+  }
+
+  /** Decides one evaluation in domain `d` for `principal`. */
+  #decide(catalog: Catalog, d: CompiledDomain, principal: string, request: EvaluationRequest, now: Date): Outcome {
+    const explain = request.context?.explain === true;
+    const result = decide(
+      catalog,
+      {
+        principal,
+        action: request.action.name,
+        resource: `${d.name}:${request.resource.type}/${request.resource.id}`,
+        context: request.context,
+        subjectProperties: request.subject.properties,
+        resourceProperties: request.resource.properties,
+        actionProperties: request.action.properties,
+      },
+      { now, explain },
+    );
+    if (result.decision === 'error') {
+      return { error: { status: result.status ?? 400, message: result.message ?? result.code }, code: result.code };
+    }
+    const allowed = result.decision === 'allow';
+    this.#onDecision?.(d.name, allowed);
+    const decision: AccessDecision = { decision: allowed, context: { revision: result.revision ?? d.revision } };
+    if (explain && result.explanation !== undefined) {
+      decision.context.reason_admin = result.explanation;
+      decision.context.reason_user = reasonUser(result);
+    }
+    return { decision };
+  }
+}
