@@ -327,25 +327,26 @@ export function isDatabaseError(error: unknown): boolean {
 
 /**
  * Answers a request Node's HTTP parser refused (Fastify's `clientErrorHandler`): a problem with
- * 431 for oversized headers, 400 otherwise, then the connection is closed.
+ * 431 for oversized headers, 408 for a request that took too long, 400 otherwise; then the
+ * connection is closed. Node has already removed its own error listener from the socket, so a
+ * write error now would be uncaught and end the process: reset connections are left alone, and a
+ * listener swallows what writing may still raise.
  */
 export function answerClientError(error: Error & { code?: string }, socket: import('node:net').Socket): void {
-  if (!socket.writable) {
+  if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) {
     socket.destroy();
     return;
   }
-  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const code = tooLarge ? 'request.headers_too_large' : 'request.malformed';
-  const body = JSON.stringify({
-    type: `https://gatehouse.dev/problems/${code}`,
-    title: tooLarge ? 'Request Header Fields Too Large' : 'Bad Request',
-    status,
-    detail: tooLarge ? 'the request headers are too large' : 'the request is not valid HTTP',
-    code,
-  });
+  socket.on('error', () => socket.destroy());
+  const [status, code, title, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'request.headers_too_large', 'Request Header Fields Too Large', 'the request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request.timeout', 'Request Timeout', 'the request took too long to arrive']
+        : [400, 'request.malformed', 'Bad Request', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ type: `https://gatehouse.dev/problems/${code}`, title, status, detail, code });
   socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-      `Content-Type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
