@@ -65,3 +65,14 @@ describe('globCovers', () => {
     expect(globCovers(outer, inner)).toBe(expected);
   });
 });
+
+describe('globs never use regular expressions', () => {
+  it('matches hostile globs in bounded time and memory', () => {
+    const hostile = '*?'.repeat(512);
+    expect(compileGlob(hostile).matches('a'.repeat(1024))).toBe(true);
+    expect(compileGlob(hostile).matches('a'.repeat(511))).toBe(false);
+    const many = `${'a*'.repeat(500)}b`;
+    expect(compileGlob(many).matches('a'.repeat(1000))).toBe(false);
+    expect(compileGlob(many).matches(`${'a'.repeat(500)}b`)).toBe(true);
+  });
+});

@@ -32,15 +32,31 @@ export function literalPrefix(glob: string): string {
   return glob.slice(0, i);
 }
 
-function toRegExp(glob: string): RegExp {
-  let out = '^';
-  for (const ch of glob) {
-    if (ch === '*') out += '[\\s\\S]*';
-    else if (ch === '?') out += '[\\s\\S]';
-    else out += ch.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+/**
+ * Whole-string wildcard matching over code points, without regular expressions (a glob from a
+ * policy must never be able to make a regular expression compiler run out of memory): the
+ * classic greedy scan that backtracks to the last `*`, O(|glob| · |text|) at worst.
+ */
+function matchCodePoints(glob: readonly string[], text: readonly string[]): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    const g = glob[p];
+    if (p < glob.length && (g === '?' || (g !== '*' && g === text[t]))) {
+      p++;
+      t++;
+    } else if (p < glob.length && g === '*') {
+      star = p++;
+      mark = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++mark;
+    } else return false;
   }
-  // `u` so that `?` is one code point, not one UTF-16 unit.
-  return new RegExp(`${out}$`, 'u');
+  while (p < glob.length && glob[p] === '*') p++;
+  return p === glob.length;
 }
 
 /** Compiles a glob (already lower-cased) into a matcher. Never throws. */
@@ -53,8 +69,8 @@ export function compileGlob(glob: string): Glob {
   if (prefix.length === glob.length - 1 && glob.endsWith('*')) {
     return { source: glob, shape: 'prefix', prefix, matches: (t) => t.startsWith(prefix) };
   }
-  const re = toRegExp(glob);
-  return { source: glob, shape: 'general', prefix, matches: (t) => re.test(t) };
+  const points = Array.from(glob);
+  return { source: glob, shape: 'general', prefix, matches: (t) => matchCodePoints(points, Array.from(t)) };
 }
 
 /** One-off match of a glob against a text (both compared lower-cased). */
