@@ -75,7 +75,7 @@ export async function buildApp(options: BuildAppOptions): Promise<GatehouseApp> 
     requestIdHeader: false,
     bodyLimit: config.bodyLimitBytes,
     // Path parameters carry names up to the engine's limits (resources: 1,024 characters).
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     trustProxy: config.trustProxy,
     schemaController: { compilersFactory: { buildValidator: createValidatorFactory() } },
     // Errors raised while routing (bad percent-encoding, over-long parameters) skip the error
