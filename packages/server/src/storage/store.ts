@@ -96,6 +96,21 @@ export interface PolicyRecord {
   updatedAt: string;
 }
 
+/** The two kinds of member owners: roles (with `trust`) and groups (with `parent`). */
+type OwnerKind = 'role' | 'group';
+const OWNERS = {
+  role: { table: 'roles', link: 'trust' },
+  group: { table: 'groups', link: 'parent' },
+} as const;
+/** A role or a group. */
+type OwnerRecord = RoleRecord | GroupRecord;
+/** What creating or replacing a role or group takes; `link` is the trust domain or the parent group. */
+interface OwnerInput {
+  description?: string | null | undefined;
+  link?: string | null | undefined;
+  members?: MemberEntry[] | undefined;
+}
+
 /** The outcome of a write inside a domain. */
 export interface DomainWrite<T> {
   record: T;
@@ -605,42 +620,44 @@ export class Store {
     return rows.map(memberEntryOf);
   }
 
-  // ---- roles ---------------------------------------------------------------------------------
+  // ---- roles and groups: member owners ------------------------------------------------------
+  // Roles and groups are stored alike: a row (with `trust` for roles, `parent` for groups) and
+  // member entries in `members`. One implementation serves both.
 
-  private async getRoleIn(db: Queryable, domain: string, name: string): Promise<RoleRecord> {
-    const r = await db
-      .selectFrom('roles')
+  private async getOwnerIn(db: Queryable, kind: OwnerKind, domain: string, name: string): Promise<OwnerRecord> {
+    const { table, link } = OWNERS[kind];
+    const r = (await db
+      .selectFrom(table as 'roles')
       .selectAll()
       .where('domain', '=', domain)
       .where('name', '=', name)
-      .executeTakeFirst();
-    if (r === undefined) throw new NotFoundError('role.not_found', `role "${name}" does not exist in domain ${domain}`);
+      .executeTakeFirst()) as (Database['roles'] & Database['groups']) | undefined;
+    if (r === undefined)
+      throw new NotFoundError(`${kind}.not_found`, `${kind} "${name}" does not exist in domain ${domain}`);
     return {
       domain,
       name: r.name,
       description: r.description,
-      trust: r.trust,
-      members: await this.membersOf(db, domain, 'role', r.name),
+      [link]: r[link],
+      members: await this.membersOf(db, domain, kind, r.name),
       revision: r.revision,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
-    };
+    } as unknown as OwnerRecord;
   }
 
-  /** Gets a role with its members. */
-  async getRole(domain: string, name: string): Promise<RoleRecord> {
+  private async getOwner(kind: OwnerKind, domain: string, name: string): Promise<OwnerRecord> {
     const d = lower(domain);
     await this.getDomainIn(this.db, d);
-    return this.getRoleIn(this.db, d, lower(name));
+    return this.getOwnerIn(this.db, kind, d, lower(name));
   }
 
-  /** Lists a domain's roles by name, with their members. */
-  async listRoles(domain: string, options: ListOptions = {}): Promise<Page<RoleRecord>> {
+  private async listOwners(kind: OwnerKind, domain: string, options: ListOptions): Promise<Page<OwnerRecord>> {
     const d = lower(domain);
     await this.getDomainIn(this.db, d);
     const limit = pageLimit(options.limit);
     let q = this.db
-      .selectFrom('roles')
+      .selectFrom(OWNERS[kind].table as 'roles')
       .select('name')
       .where('domain', '=', d)
       .orderBy('name')
@@ -648,7 +665,146 @@ export class Store {
     const after = keyOfCursor(options.cursor);
     if (after !== undefined) q = q.where('name', '>', after);
     const page = paginate(await q.execute(), limit, (r) => r.name);
-    return { ...page, items: await Promise.all(page.items.map((r) => this.getRoleIn(this.db, d, r.name))) };
+    return { ...page, items: await Promise.all(page.items.map((r) => this.getOwnerIn(this.db, kind, d, r.name))) };
+  }
+
+  private createOwner(
+    kind: OwnerKind,
+    domain: string,
+    input: OwnerInput & { name: string },
+    ctx: WriteContext,
+  ): Promise<DomainWrite<OwnerRecord>> {
+    const { table, link } = OWNERS[kind];
+    const d = lower(domain);
+    const name = lower(input.name);
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const exists = await tx
+        .selectFrom(table as 'roles')
+        .select('name')
+        .where('domain', '=', d)
+        .where('name', '=', name)
+        .executeTakeFirst();
+      if (exists !== undefined)
+        throw new ConflictError(`${kind}.exists`, `${kind} "${name}" already exists in domain ${d}`);
+      await tx
+        .insertInto(table as 'roles')
+        .values({
+          domain: d,
+          name,
+          description: input.description ?? null,
+          [link]: input.link ? lower(input.link) : null,
+          revision: 1,
+          created_at: now,
+          updated_at: now,
+        } as unknown as Database['roles'])
+        .execute();
+      await this.insertMembers(tx, d, kind, name, input.members ?? [], now);
+      const record = await this.getOwnerIn(tx, kind, d, name);
+      return {
+        record,
+        target: { kind, name },
+        audit: { action: `${kind}.create`, objectType: kind, objectName: name, before: null, after: record },
+      };
+    });
+  }
+
+  private replaceOwner(
+    kind: OwnerKind,
+    domain: string,
+    name: string,
+    input: OwnerInput,
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<OwnerRecord>> {
+    const { table, link } = OWNERS[kind];
+    const d = lower(domain);
+    const owner = lower(name);
+    const builtin = kind === 'role' && owner === ADMIN_ROLE;
+    return this.writeInDomain(d, ctx, async (tx, now) => {
+      const before = await this.getOwnerIn(tx, kind, d, owner);
+      if (builtin && (input.link ?? null) !== null) {
+        throw new ValidationError([
+          { path: 'trust', code: 'role.builtin', message: 'the built-in admin role cannot be delegated' },
+        ]);
+      }
+      await this.bumpObject(tx, kind, d, owner, expectedRevision, before.revision, now);
+      await tx
+        .updateTable(table as 'roles')
+        // The built-in admin role keeps its description: only its members change.
+        .set({
+          description: builtin ? before.description : (input.description ?? null),
+          [link]: input.link ? lower(input.link) : null,
+        } as Partial<Database['roles']>)
+        .where('domain', '=', d)
+        .where('name', '=', owner)
+        .execute();
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', kind)
+        .where('owner_name', '=', owner)
+        .execute();
+      await this.insertMembers(tx, d, kind, owner, input.members ?? [], now);
+      const record = await this.getOwnerIn(tx, kind, d, owner);
+      return {
+        record,
+        target: { kind, name: owner },
+        audit: { action: `${kind}.update`, objectType: kind, objectName: owner, before, after: record },
+      };
+    });
+  }
+
+  private deleteOwner(
+    kind: OwnerKind,
+    domain: string,
+    name: string,
+    expectedRevision: number | undefined,
+    ctx: WriteContext,
+  ): Promise<DomainWrite<null>> {
+    const d = lower(domain);
+    const owner = lower(name);
+    if (kind === 'role' && owner === ADMIN_ROLE) {
+      return Promise.reject(new ConflictError('role.builtin', 'the built-in admin role cannot be deleted'));
+    }
+    return this.writeInDomain(d, ctx, async (tx) => {
+      const before = await this.getOwnerIn(tx, kind, d, owner);
+      if (expectedRevision !== undefined && before.revision !== expectedRevision) {
+        throw new PreconditionFailedError(
+          'revision.stale',
+          `${kind} "${owner}" is at revision ${before.revision}, not ${expectedRevision}`,
+          before.revision,
+        );
+      }
+      // Other domains may name a group in their member entries and assertions.
+      if (kind === 'group') await this.refuseIfReferenced(tx, d, `${d}:group.${owner}`, 'group');
+      await tx
+        .deleteFrom('members')
+        .where('domain', '=', d)
+        .where('owner_kind', '=', kind)
+        .where('owner_name', '=', owner)
+        .execute();
+      await tx
+        .deleteFrom(OWNERS[kind].table as 'roles')
+        .where('domain', '=', d)
+        .where('name', '=', owner)
+        .execute();
+      return {
+        record: null,
+        audit: { action: `${kind}.delete`, objectType: kind, objectName: owner, before, after: null },
+      };
+    });
+  }
+
+  // ---- roles ---------------------------------------------------------------------------------
+
+  /** Gets a role with its members. */
+  getRole(domain: string, name: string): Promise<RoleRecord> {
+    return this.getOwner('role', domain, name) as Promise<RoleRecord>;
+  }
+
+  /** Lists a domain's roles by name, with their members. */
+  listRoles(domain: string, options: ListOptions = {}): Promise<Page<RoleRecord>> {
+    return this.listOwners('role', domain, options) as Promise<Page<RoleRecord>>;
   }
 
   /** Creates a role. ConflictError when it exists; ValidationError when the domain would be invalid. */
@@ -657,35 +813,8 @@ export class Store {
     input: { name: string; description?: string | null; trust?: string | null; members?: MemberEntry[] },
     ctx: WriteContext,
   ): Promise<DomainWrite<RoleRecord>> {
-    const d = lower(domain);
-    const name = lower(input.name);
-    return this.writeInDomain(d, ctx, async (tx, now) => {
-      const exists = await tx
-        .selectFrom('roles')
-        .select('name')
-        .where('domain', '=', d)
-        .where('name', '=', name)
-        .executeTakeFirst();
-      if (exists !== undefined) throw new ConflictError('role.exists', `role "${name}" already exists in domain ${d}`);
-      await tx
-        .insertInto('roles')
-        .values({
-          domain: d,
-          name,
-          description: input.description ?? null,
-          trust: input.trust ? lower(input.trust) : null,
-          revision: 1,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute();
-      await this.insertMembers(tx, d, 'role', name, input.members ?? [], now);
-      const record = await this.getRoleIn(tx, d, name);
-      return {
-        record,
-        audit: { action: 'role.create', objectType: 'role', objectName: name, before: null, after: record },
-      };
-    });
+    const { trust, ...rest } = input;
+    return this.createOwner('role', domain, { ...rest, link: trust }, ctx) as Promise<DomainWrite<RoleRecord>>;
   }
 
   /**
@@ -700,74 +829,20 @@ export class Store {
     expectedRevision: number | undefined,
     ctx: WriteContext,
   ): Promise<DomainWrite<RoleRecord>> {
-    const d = lower(domain);
-    const role = lower(name);
-    return this.writeInDomain(d, ctx, async (tx, now) => {
-      const before = await this.getRoleIn(tx, d, role);
-      if (role === ADMIN_ROLE && (input.trust ?? null) !== null) {
-        throw new ValidationError([
-          { path: 'trust', code: 'role.builtin', message: 'the built-in admin role cannot be delegated' },
-        ]);
-      }
-      await this.bumpObject(tx, 'roles', d, role, expectedRevision, before.revision, now);
-      await tx
-        .updateTable('roles')
-        // The built-in admin role keeps its description: only its members change.
-        .set({
-          description: role === ADMIN_ROLE ? before.description : (input.description ?? null),
-          trust: input.trust ? lower(input.trust) : null,
-        })
-        .where('domain', '=', d)
-        .where('name', '=', role)
-        .execute();
-      await tx
-        .deleteFrom('members')
-        .where('domain', '=', d)
-        .where('owner_kind', '=', 'role')
-        .where('owner_name', '=', role)
-        .execute();
-      await this.insertMembers(tx, d, 'role', role, input.members ?? [], now);
-      const record = await this.getRoleIn(tx, d, role);
-      return {
-        record,
-        target: { kind: 'role', name: role },
-        audit: { action: 'role.update', objectType: 'role', objectName: role, before, after: record },
-      };
-    });
+    const { trust, ...rest } = input;
+    return this.replaceOwner('role', domain, name, { ...rest, link: trust }, expectedRevision, ctx) as Promise<
+      DomainWrite<RoleRecord>
+    >;
   }
 
-  /** Deletes a role. The built-in admin role cannot be deleted; nor a role others include. */
+  /** Deletes a role. The built-in admin role cannot be deleted. */
   deleteRole(
     domain: string,
     name: string,
     expectedRevision: number | undefined,
     ctx: WriteContext,
   ): Promise<DomainWrite<null>> {
-    const d = lower(domain);
-    const role = lower(name);
-    if (role === ADMIN_ROLE)
-      return Promise.reject(new ConflictError('role.builtin', 'the built-in admin role cannot be deleted'));
-    return this.writeInDomain(d, ctx, async (tx) => {
-      const before = await this.getRoleIn(tx, d, role);
-      if (expectedRevision !== undefined && before.revision !== expectedRevision) {
-        throw new PreconditionFailedError(
-          'revision.stale',
-          `role "${role}" is at revision ${before.revision}, not ${expectedRevision}`,
-          before.revision,
-        );
-      }
-      await tx
-        .deleteFrom('members')
-        .where('domain', '=', d)
-        .where('owner_kind', '=', 'role')
-        .where('owner_name', '=', role)
-        .execute();
-      await tx.deleteFrom('roles').where('domain', '=', d).where('name', '=', role).execute();
-      return {
-        record: null,
-        audit: { action: 'role.delete', objectType: 'role', objectName: role, before, after: null },
-      };
-    });
+    return this.deleteOwner('role', domain, name, expectedRevision, ctx);
   }
 
   /**
@@ -776,7 +851,7 @@ export class Store {
    */
   private async bumpObject(
     tx: Transaction<Database>,
-    table: 'roles' | 'groups',
+    kind: OwnerKind,
     domain: string,
     name: string,
     expected: number | undefined,
@@ -784,14 +859,13 @@ export class Store {
     now: string,
   ): Promise<number> {
     let q = tx
-      .updateTable(table)
+      .updateTable(OWNERS[kind].table as 'roles')
       .set({ revision: sql`revision + 1`, updated_at: now })
       .where('domain', '=', domain)
       .where('name', '=', name);
     if (expected !== undefined) q = q.where('revision', '=', expected);
     const r = await q.returning('revision').executeTakeFirst();
     if (r === undefined) {
-      const kind = table === 'roles' ? 'role' : 'group';
       throw new PreconditionFailedError(
         'revision.stale',
         `${kind} "${name}" is at revision ${current}, not ${String(expected)}`,
@@ -816,8 +890,8 @@ export class Store {
     const d = lower(domain);
     const name = lower(owner);
     return this.writeInDomain(d, ctx, async (tx, now) => {
-      const before = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
-      await this.bumpObject(tx, kind === 'role' ? 'roles' : 'groups', d, name, expectedRevision, before.revision, now);
+      const before = await this.getOwnerIn(tx, kind, d, name);
+      await this.bumpObject(tx, kind, d, name, expectedRevision, before.revision, now);
       const member = lower(entry.name);
       await tx
         .deleteFrom('members')
@@ -827,7 +901,7 @@ export class Store {
         .where('member', '=', member)
         .execute();
       await this.insertMembers(tx, d, kind, name, [entry], now);
-      const record = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
+      const record = await this.getOwnerIn(tx, kind, d, name);
       const index = record.members.findIndex((m) => m.name === member);
       return {
         record,
@@ -856,11 +930,11 @@ export class Store {
     const name = lower(owner);
     const m = lower(member);
     return this.writeInDomain(d, ctx, async (tx, now) => {
-      const before = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
+      const before = await this.getOwnerIn(tx, kind, d, name);
       const existing = before.members.find((x) => x.name === m);
       if (existing === undefined)
         throw new NotFoundError('member.not_found', `${m} is not a member of ${kind} "${name}"`);
-      await this.bumpObject(tx, kind === 'role' ? 'roles' : 'groups', d, name, expectedRevision, before.revision, now);
+      await this.bumpObject(tx, kind, d, name, expectedRevision, before.revision, now);
       await tx
         .deleteFrom('members')
         .where('domain', '=', d)
@@ -868,7 +942,7 @@ export class Store {
         .where('owner_name', '=', name)
         .where('member', '=', m)
         .execute();
-      const record = kind === 'role' ? await this.getRoleIn(tx, d, name) : await this.getGroupIn(tx, d, name);
+      const record = await this.getOwnerIn(tx, kind, d, name);
       return {
         record,
         target: { kind, name },
@@ -885,49 +959,14 @@ export class Store {
 
   // ---- groups --------------------------------------------------------------------------------
 
-  private async getGroupIn(db: Queryable, domain: string, name: string): Promise<GroupRecord> {
-    const g = await db
-      .selectFrom('groups')
-      .selectAll()
-      .where('domain', '=', domain)
-      .where('name', '=', name)
-      .executeTakeFirst();
-    if (g === undefined)
-      throw new NotFoundError('group.not_found', `group "${name}" does not exist in domain ${domain}`);
-    return {
-      domain,
-      name: g.name,
-      description: g.description,
-      parent: g.parent,
-      members: await this.membersOf(db, domain, 'group', g.name),
-      revision: g.revision,
-      createdAt: g.created_at,
-      updatedAt: g.updated_at,
-    };
-  }
-
   /** Gets a group with its members. */
-  async getGroup(domain: string, name: string): Promise<GroupRecord> {
-    const d = lower(domain);
-    await this.getDomainIn(this.db, d);
-    return this.getGroupIn(this.db, d, lower(name));
+  getGroup(domain: string, name: string): Promise<GroupRecord> {
+    return this.getOwner('group', domain, name) as Promise<GroupRecord>;
   }
 
   /** Lists a domain's groups by name. */
-  async listGroups(domain: string, options: ListOptions = {}): Promise<Page<GroupRecord>> {
-    const d = lower(domain);
-    await this.getDomainIn(this.db, d);
-    const limit = pageLimit(options.limit);
-    let q = this.db
-      .selectFrom('groups')
-      .select('name')
-      .where('domain', '=', d)
-      .orderBy('name')
-      .limit(limit + 1);
-    const after = keyOfCursor(options.cursor);
-    if (after !== undefined) q = q.where('name', '>', after);
-    const page = paginate(await q.execute(), limit, (r) => r.name);
-    return { ...page, items: await Promise.all(page.items.map((r) => this.getGroupIn(this.db, d, r.name))) };
+  listGroups(domain: string, options: ListOptions = {}): Promise<Page<GroupRecord>> {
+    return this.listOwners('group', domain, options) as Promise<Page<GroupRecord>>;
   }
 
   /** Creates a group (optionally a subgroup of `parent`). */
@@ -936,36 +975,8 @@ export class Store {
     input: { name: string; description?: string | null; parent?: string | null; members?: MemberEntry[] },
     ctx: WriteContext,
   ): Promise<DomainWrite<GroupRecord>> {
-    const d = lower(domain);
-    const name = lower(input.name);
-    return this.writeInDomain(d, ctx, async (tx, now) => {
-      const exists = await tx
-        .selectFrom('groups')
-        .select('name')
-        .where('domain', '=', d)
-        .where('name', '=', name)
-        .executeTakeFirst();
-      if (exists !== undefined)
-        throw new ConflictError('group.exists', `group "${name}" already exists in domain ${d}`);
-      await tx
-        .insertInto('groups')
-        .values({
-          domain: d,
-          name,
-          description: input.description ?? null,
-          parent: input.parent ? lower(input.parent) : null,
-          revision: 1,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute();
-      await this.insertMembers(tx, d, 'group', name, input.members ?? [], now);
-      const record = await this.getGroupIn(tx, d, name);
-      return {
-        record,
-        audit: { action: 'group.create', objectType: 'group', objectName: name, before: null, after: record },
-      };
-    });
+    const { parent, ...rest } = input;
+    return this.createOwner('group', domain, { ...rest, link: parent }, ctx) as Promise<DomainWrite<GroupRecord>>;
   }
 
   /** Replaces a group's description, parent and members, optionally only from `expectedRevision`. */
@@ -976,30 +987,10 @@ export class Store {
     expectedRevision: number | undefined,
     ctx: WriteContext,
   ): Promise<DomainWrite<GroupRecord>> {
-    const d = lower(domain);
-    const group = lower(name);
-    return this.writeInDomain(d, ctx, async (tx, now) => {
-      const before = await this.getGroupIn(tx, d, group);
-      await this.bumpObject(tx, 'groups', d, group, expectedRevision, before.revision, now);
-      await tx
-        .updateTable('groups')
-        .set({ description: input.description ?? null, parent: input.parent ? lower(input.parent) : null })
-        .where('domain', '=', d)
-        .where('name', '=', group)
-        .execute();
-      await tx
-        .deleteFrom('members')
-        .where('domain', '=', d)
-        .where('owner_kind', '=', 'group')
-        .where('owner_name', '=', group)
-        .execute();
-      await this.insertMembers(tx, d, 'group', group, input.members ?? [], now);
-      const record = await this.getGroupIn(tx, d, group);
-      return {
-        record,
-        audit: { action: 'group.update', objectType: 'group', objectName: group, before, after: record },
-      };
-    });
+    const { parent, ...rest } = input;
+    return this.replaceOwner('group', domain, name, { ...rest, link: parent }, expectedRevision, ctx) as Promise<
+      DomainWrite<GroupRecord>
+    >;
   }
 
   /** Deletes a group; refused while another domain refers to it. */
@@ -1009,30 +1000,7 @@ export class Store {
     expectedRevision: number | undefined,
     ctx: WriteContext,
   ): Promise<DomainWrite<null>> {
-    const d = lower(domain);
-    const group = lower(name);
-    return this.writeInDomain(d, ctx, async (tx) => {
-      const before = await this.getGroupIn(tx, d, group);
-      if (expectedRevision !== undefined && before.revision !== expectedRevision) {
-        throw new PreconditionFailedError(
-          'revision.stale',
-          `group "${group}" is at revision ${before.revision}, not ${expectedRevision}`,
-          before.revision,
-        );
-      }
-      await this.refuseIfReferenced(tx, d, `${d}:group.${group}`, 'group');
-      await tx
-        .deleteFrom('members')
-        .where('domain', '=', d)
-        .where('owner_kind', '=', 'group')
-        .where('owner_name', '=', group)
-        .execute();
-      await tx.deleteFrom('groups').where('domain', '=', d).where('name', '=', group).execute();
-      return {
-        record: null,
-        audit: { action: 'group.delete', objectType: 'group', objectName: group, before, after: null },
-      };
-    });
+    return this.deleteOwner('group', domain, name, expectedRevision, ctx);
   }
 
   // ---- policies ------------------------------------------------------------------------------
