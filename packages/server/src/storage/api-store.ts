@@ -15,7 +15,7 @@ import { ConflictError, NotFoundError, PreconditionFailedError } from './errors.
 import { explainConflict } from './explain-conflict.js';
 import { IssueCollector, LABEL } from './issue-collector.js';
 import type { Queryable } from './load-domain-model.js';
-import { keyOfCursor, pageLimit, paginate } from './paginate.js';
+import { listInDomain } from './paginate.js';
 import type { ApisTable, Database } from './schema.js';
 import type { DomainWrite, ListOptions, Page, Store, WriteContext } from './store.js';
 
@@ -217,16 +217,7 @@ export class ApiStore {
   async listApis(domain: string, options: ListOptions = {}): Promise<Page<ApiRecord>> {
     const d = String(domain).toLowerCase();
     await this.store.getDomain(d);
-    const limit = pageLimit(options.limit);
-    let q = this.store.db
-      .selectFrom('apis')
-      .selectAll()
-      .where('domain', '=', d)
-      .orderBy('name')
-      .limit(limit + 1);
-    const after = keyOfCursor(options.cursor);
-    if (after !== undefined) q = q.where('name', '>', after);
-    const page = paginate(await q.execute(), limit, (r) => r.name);
+    const page = await listInDomain(this.store.db, 'apis', 'name', d, options);
     return { ...page, items: page.items.map(apiRecord) };
   }
 

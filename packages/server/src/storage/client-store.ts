@@ -15,7 +15,7 @@ import { ConflictError, NotFoundError, PreconditionFailedError } from './errors.
 import { explainConflict } from './explain-conflict.js';
 import { IssueCollector } from './issue-collector.js';
 import type { Queryable } from './load-domain-model.js';
-import { keyOfCursor, pageLimit, paginate } from './paginate.js';
+import { listInDomain } from './paginate.js';
 import type { ClientsTable, Database } from './schema.js';
 import { generateSecret, SecretHasher, validateSecret } from './secret-hasher.js';
 import type { DomainWrite, ListOptions, Page, Store, WriteContext } from './store.js';
@@ -304,16 +304,7 @@ export class ClientStore {
   async listClients(domain: string, options: ListOptions = {}): Promise<Page<ClientRecord>> {
     const d = String(domain).toLowerCase();
     await this.store.getDomain(d);
-    const limit = pageLimit(options.limit);
-    let q = this.store.db
-      .selectFrom('clients')
-      .selectAll()
-      .where('domain', '=', d)
-      .orderBy('client_id')
-      .limit(limit + 1);
-    const after = keyOfCursor(options.cursor);
-    if (after !== undefined) q = q.where('client_id', '>', after);
-    const page = paginate(await q.execute(), limit, (r) => r.client_id);
+    const page = await listInDomain(this.store.db, 'clients', 'client_id', d, options);
     return { ...page, items: page.items.map(clientRecord) };
   }
 

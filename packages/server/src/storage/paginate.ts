@@ -4,6 +4,9 @@
  * last key of the page) that the next call passes back. Composite keys join their parts with NUL.
  */
 
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
 /** A page of a list and the cursor of the next one. */
 export interface Page<T> {
   items: T[];
@@ -66,4 +69,32 @@ export function compositeKey(...parts: string[]): string {
 export function splitCompositeKey(key: string, count: number): string[] {
   const parts = key.split('\u0000');
   return Array.from({ length: count }, (_, i) => parts[i] ?? '');
+}
+
+/** The tables whose rows are listed per domain by a single text key. */
+type DomainListTable = 'services' | 'apis' | 'clients';
+
+/**
+ * One page of a domain's rows of `table`, ordered by `key` (`name`, or `client_id` for clients),
+ * after the cursor's key. The caller checks that the domain exists.
+ */
+export async function listInDomain<T extends DomainListTable>(
+  db: Kysely<Database>,
+  table: T,
+  key: 'name' | 'client_id',
+  domain: string,
+  options: ListOptions,
+): Promise<Page<Database[T]>> {
+  const limit = pageLimit(options.limit);
+  const column = key as 'name';
+  let q = db
+    .selectFrom(table as 'services')
+    .selectAll()
+    .where('domain', '=', domain)
+    .orderBy(column)
+    .limit(limit + 1);
+  const after = keyOfCursor(options.cursor);
+  if (after !== undefined) q = q.where(column, '>', after);
+  const rows = (await q.execute()) as unknown as Database[T][];
+  return paginate(rows, limit, (r) => String((r as unknown as Record<string, unknown>)[key]));
 }

@@ -16,7 +16,7 @@ import { ConflictError, NotFoundError, PreconditionFailedError } from './errors.
 import { explainConflict } from './explain-conflict.js';
 import { IssueCollector } from './issue-collector.js';
 import type { Queryable } from './load-domain-model.js';
-import { keyOfCursor, pageLimit, paginate } from './paginate.js';
+import { listInDomain } from './paginate.js';
 import type { Database, ServicesTable } from './schema.js';
 import { generateSecret, SecretHasher, validateSecret } from './secret-hasher.js';
 import type { DomainWrite, ListOptions, Page, Store, WriteContext } from './store.js';
@@ -272,16 +272,7 @@ export class ServiceStore {
   async listServices(domain: string, options: ListOptions = {}): Promise<Page<ServiceRecord>> {
     const d = String(domain).toLowerCase();
     await this.store.getDomain(d);
-    const limit = pageLimit(options.limit);
-    let q = this.store.db
-      .selectFrom('services')
-      .selectAll()
-      .where('domain', '=', d)
-      .orderBy('name')
-      .limit(limit + 1);
-    const after = keyOfCursor(options.cursor);
-    if (after !== undefined) q = q.where('name', '>', after);
-    const page = paginate(await q.execute(), limit, (r) => r.name);
+    const page = await listInDomain(this.store.db, 'services', 'name', d, options);
     return { ...page, items: page.items.map(serviceRecord) };
   }
 
