@@ -29,6 +29,12 @@ export interface DecisionRequest {
   /** Overrides the registered resource's stored properties key by key. */
   resourceProperties?: Record<string, unknown> | undefined;
   actionProperties?: Record<string, unknown> | undefined;
+  /**
+   * The subject's type as conditions see it (`subject.type`). Default: `user` for `user.*`
+   * principals, `service` for the others. A PDP that evaluates a subject the directory does not
+   * know passes the type the request named, so `subject.type == "user"` still holds for it.
+   */
+  subjectType?: string | undefined;
 }
 
 /** Options of a decision: the instant (time is always passed in) and whether to explain. */
@@ -131,7 +137,10 @@ export interface ConditionSource {
   readonly principal: string;
   /** The principal's stored properties (central mode); undefined in token mode. */
   readonly storedSubject: Readonly<Record<string, unknown>> | undefined;
-  readonly request: Pick<DecisionRequest, 'context' | 'subjectProperties' | 'resourceProperties' | 'actionProperties'>;
+  readonly request: Pick<
+    DecisionRequest,
+    'context' | 'subjectProperties' | 'resourceProperties' | 'actionProperties' | 'subjectType'
+  >;
   readonly nowMs: number;
 }
 
@@ -366,7 +375,7 @@ export function conditionInput(
   const resourceProps = { ...(d.resources.get(parts.entity) ?? {}), ...plainMap(request.resourceProperties) };
   return {
     subject: {
-      type: principal.startsWith('user.') ? 'user' : 'service',
+      type: request.subjectType ?? (principal.startsWith('user.') ? 'user' : 'service'),
       id: principal,
       principal,
       properties: subjectProps,

@@ -101,6 +101,24 @@ describe('decide', () => {
     expect(e.decision).toBe('allow');
   });
 
+  it('shows conditions the subject type: derived from the principal, or the one the request names', () => {
+    const typed = catalogFromYaml(`
+domains:
+  - name: shop
+    policies:
+      - name: typed
+        assertions:
+          - { effect: allow, action: browse, resource: "shop:item/*", principal: "*", condition: "subject.type == 'user'" }
+`);
+    const browse = (principal: string, subjectType?: string) =>
+      decide(typed, { principal, action: 'browse', resource: 'shop:item/1', subjectType }, { now: NOW }).decision;
+    expect(browse('user.alice')).toBe('allow');
+    expect(browse('shop.indexer')).toBe('deny');
+    // A PDP evaluating a subject its directory does not know names the type the request gave.
+    expect(browse('~unknown', 'user')).toBe('allow');
+    expect(browse('~unknown', 'robot')).toBe('deny');
+  });
+
   it('counts a member expiring exactly now, not 1 ms later', () => {
     expect(ask('user.bob', 'read', 'library:book/1').decision).toBe('allow');
     expect(

@@ -1,6 +1,6 @@
 /**
  * The AuthZEN decision API routes (api.md §2, authzen.md): one PDP per domain at
- * `{PUBLIC_URL}/pdp/<domain>` with the evaluation and evaluations APIs, and its metadata at
+ * `{PUBLIC_URL}/pdp/<domain>` with the evaluation, evaluations and search APIs, and its metadata at
  * `/.well-known/authzen-configuration/pdp/<domain>` (spec `#pdp-metadata-access`).
  *
  * The evaluation routes live in a scope of their own: callers authenticate before anything else
@@ -20,6 +20,13 @@ import {
   EvaluationsResponseSchema,
 } from './evaluation-request.js';
 import type { PdpService } from './pdp-service.js';
+import {
+  ActionSearchRequestSchema,
+  ActionSearchResponseSchema,
+  EntitySearchResponseSchema,
+  ResourceSearchRequestSchema,
+  SubjectSearchRequestSchema,
+} from './search-request.js';
 
 /** How long a PEP may cache PDP metadata (it changes only with the public URL). */
 export const METADATA_MAX_AGE_SECONDS = 300;
@@ -30,6 +37,9 @@ const Metadata = Type.Object({
   policy_decision_point: Type.String({ description: 'the PDP identifier: {PUBLIC_URL}/pdp/<domain>' }),
   access_evaluation_endpoint: Type.String(),
   access_evaluations_endpoint: Type.String(),
+  search_subject_endpoint: Type.String(),
+  search_resource_endpoint: Type.String(),
+  search_action_endpoint: Type.String(),
 });
 
 /** The path of the PDP of `domain`, relative to the public URL. */
@@ -70,6 +80,9 @@ export async function registerPdpRoutes(
         policy_decision_point: pdp,
         access_evaluation_endpoint: `${pdp}/access/v1/evaluation`,
         access_evaluations_endpoint: `${pdp}/access/v1/evaluations`,
+        search_subject_endpoint: `${pdp}/access/v1/search/subject`,
+        search_resource_endpoint: `${pdp}/access/v1/search/resource`,
+        search_action_endpoint: `${pdp}/access/v1/search/action`,
       };
     },
   );
@@ -122,6 +135,48 @@ export async function registerPdpRoutes(
         },
       },
       async (request) => service.evaluations(await callerOf(request), request.params.domain, request.body),
+    );
+
+    scope.post(
+      '/pdp/:domain/access/v1/search/subject',
+      {
+        schema: {
+          tags: TAGS,
+          summary: 'Who may do the action on the resource (AuthZEN Subject Search API)',
+          params: DomainParams,
+          body: SubjectSearchRequestSchema,
+          response: { 200: EntitySearchResponseSchema, ...errors },
+        },
+      },
+      async (request) => service.searchSubjects(await callerOf(request), request.params.domain, request.body),
+    );
+
+    scope.post(
+      '/pdp/:domain/access/v1/search/resource',
+      {
+        schema: {
+          tags: TAGS,
+          summary: 'On which resources the subject may do the action (AuthZEN Resource Search API)',
+          params: DomainParams,
+          body: ResourceSearchRequestSchema,
+          response: { 200: EntitySearchResponseSchema, ...errors },
+        },
+      },
+      async (request) => service.searchResources(await callerOf(request), request.params.domain, request.body),
+    );
+
+    scope.post(
+      '/pdp/:domain/access/v1/search/action',
+      {
+        schema: {
+          tags: TAGS,
+          summary: 'Which actions the subject may do on the resource (AuthZEN Action Search API)',
+          params: DomainParams,
+          body: ActionSearchRequestSchema,
+          response: { 200: ActionSearchResponseSchema, ...errors },
+        },
+      },
+      async (request) => service.searchActions(await callerOf(request), request.params.domain, request.body),
     );
   });
 }

@@ -8,7 +8,16 @@
  * service); a user named by its name is found in the catalog.
  */
 
-import { decide, type Catalog, type CompiledDomain, type Decision } from '@gatehouse/engine';
+import {
+  decide,
+  hasGlobChars,
+  listActions,
+  splitResource,
+  type Catalog,
+  type CompiledDomain,
+  type Decision,
+  type DecisionRequest,
+} from '@gatehouse/engine';
 import type { AuthenticatedCaller } from '../http/authenticate-bearer.js';
 import { badRequest, forbidden, notFound, ProblemError } from '../http/problem.js';
 import type { CatalogHolder } from '../catalog/catalog-holder.js';
@@ -25,6 +34,14 @@ import {
   type EvaluationsSemantic,
   type Subject,
 } from './evaluation-request.js';
+import {
+  parsePage,
+  searchPage,
+  type ActionSearchRequest,
+  type PageResponse,
+  type ResourceSearchRequest,
+  type SubjectSearchRequest,
+} from './search-request.js';
 
 /**
  * The principal an AuthZEN subject the directory does not know is evaluated as (semantics.md,
@@ -40,11 +57,25 @@ export const ACCESS_CHECK_ACTION = 'access.check';
 /** What `evaluations` answers: a batch, or a single decision when there were no items. */
 export type EvaluationsResult = { evaluations: AccessDecision[] } | AccessDecision;
 
+/** What a search answers (spec `#search-response`). */
+export interface SearchResult<T> {
+  page: PageResponse;
+  context: { revision: number };
+  results: T[];
+}
+
+/** The subjects the directory knows, for subject search. */
+export interface SubjectDirectory {
+  /** Every service principal, sorted. */
+  servicePrincipals(): readonly string[];
+}
+
 /** The stores and clock a PdpService reads. */
 export interface PdpServiceParts {
   catalog: CatalogHolder;
   users: Pick<UserStore, 'findUserBySubject'>;
   services: Pick<ServiceStore, 'findServiceByPrincipal'>;
+  directory?: SubjectDirectory;
   clock?: () => Date;
   /** Told of every allow (true) or deny (false) answered; errors are not decisions. */
   onDecision?: (domain: string, allowed: boolean) => void;
@@ -82,8 +113,14 @@ export class PdpService {
   readonly #services: PdpServiceParts['services'];
   readonly #clock: () => Date;
   readonly #onDecision: PdpServiceParts['onDecision'];
+  readonly #directory: SubjectDirectory;
+  /** Sorted user names per version of the catalog's principals (subject search). */
+  readonly #userIds = new WeakMap<Catalog['principals'], readonly string[]>();
+  /** Sorted resource ids per compiled domain and type (resource search). */
+  readonly #resourceIdsByDomain = new WeakMap<CompiledDomain, Map<string, readonly string[]>>();
 
   constructor(parts: PdpServiceParts) {
+    this.#directory = parts.directory ?? { servicePrincipals: () => [] };
     this.#catalog = parts.catalog;
     this.#users = parts.users;
     this.#services = parts.services;
@@ -195,6 +232,178 @@ export class PdpService {
     return { evaluations: out };
   }
 
+  /**
+   * Subject search (spec `#subject-search-api`): the subjects of the requested type the
+   * directory knows — users by name, services by principal — that may do the action on the
+   * resource, sorted by id, one page at a time. Another type has no known subjects: no results.
+   * Needs `access.check` (it is about others). Throws what `evaluate` throws and the 400
+   * problems of parsePage.
+   */
+  async searchSubjects(
+    caller: AuthenticatedCaller,
+    domain: string,
+    request: SubjectSearchRequest,
+  ): Promise<SearchResult<{ type: string; id: string }>> {
+    const catalog = this.#catalog.catalog;
+    const d = this.getDomain(domain, catalog);
+    const position = parsePage('subject', d.name, request);
+    const now = this.#clock();
+    this.#authorize(catalog, caller, d, [UNKNOWN_SUBJECT_PRINCIPAL], now);
+    const type = request.subject.type.toLowerCase();
+    const principalOf =
+      type === 'user' ? (id: string) => `user.${id}` : type === 'service' ? (id: string) => id : undefined;
+    const candidates = principalOf === undefined ? [] : this.#subjectIds(catalog, type);
+    const resource = `${d.name}:${request.resource.type}/${request.resource.id}`;
+    const base = {
+      action: request.action.name,
+      resource,
+      context: request.context,
+      subjectProperties: request.subject.properties,
+      resourceProperties: request.resource.properties,
+      actionProperties: request.action.properties,
+      subjectType: type,
+    };
+    const { keys, page } = searchPage(
+      candidates,
+      (id) => this.#allows(catalog, { ...base, principal: (principalOf as (id: string) => string)(id) }, now),
+      position,
+    );
+    return {
+      page,
+      context: { revision: d.revision },
+      results: keys.map((id) => ({ type: request.subject.type, id })),
+    };
+  }
+
+  /**
+   * Resource search (spec `#resource-search-api`): the resources of the requested type the
+   * domain knows — its registered resources and the ids its policies name literally — on which
+   * the subject may do the action, sorted by id, one page at a time. Resources reached only
+   * through a glob (`book/*`) are not enumerable and are not listed. Throws what `evaluate`
+   * throws and the 400 problems of parsePage.
+   */
+  async searchResources(
+    caller: AuthenticatedCaller,
+    domain: string,
+    request: ResourceSearchRequest,
+  ): Promise<SearchResult<{ type: string; id: string }>> {
+    const catalog = this.#catalog.catalog;
+    const d = this.getDomain(domain, catalog);
+    const position = parsePage('resource', d.name, request);
+    const now = this.#clock();
+    const principal = await this.#principalOf(request.subject, catalog, new Map());
+    this.#authorize(catalog, caller, d, [principal], now);
+    const type = request.resource.type.toLowerCase();
+    const base = {
+      principal,
+      action: request.action.name,
+      context: request.context,
+      subjectProperties: request.subject.properties,
+      resourceProperties: request.resource.properties,
+      actionProperties: request.action.properties,
+      subjectType: request.subject.type.toLowerCase(),
+    };
+    const { keys, page } = searchPage(
+      this.#resourceIds(d, type),
+      (id) => this.#allows(catalog, { ...base, resource: `${d.name}:${type}/${id}` }, now),
+      position,
+    );
+    return {
+      page,
+      context: { revision: d.revision },
+      results: keys.map((id) => ({ type: request.resource.type, id })),
+    };
+  }
+
+  /**
+   * Action search (spec `#action-search-api`): the actions the domain's policies name that the
+   * subject may do on the resource, sorted, one page at a time. Actions reached only through a
+   * glob (`read*`) are not enumerable: only names written in policies are listed. Throws what
+   * `evaluate` throws and the 400 problems of parsePage.
+   */
+  async searchActions(
+    caller: AuthenticatedCaller,
+    domain: string,
+    request: ActionSearchRequest,
+  ): Promise<SearchResult<{ name: string }>> {
+    const catalog = this.#catalog.catalog;
+    const d = this.getDomain(domain, catalog);
+    const position = parsePage('action', d.name, request);
+    const now = this.#clock();
+    const principal = await this.#principalOf(request.subject, catalog, new Map());
+    this.#authorize(catalog, caller, d, [principal], now);
+    const list = listActions(
+      catalog,
+      {
+        principal,
+        resource: `${d.name}:${request.resource.type}/${request.resource.id}`,
+        context: request.context,
+        subjectProperties: request.subject.properties,
+        resourceProperties: request.resource.properties,
+        subjectType: request.subject.type.toLowerCase(),
+      },
+      { now },
+    );
+    if ('error' in list) throw badRequest(list.error, list.message);
+    const allowed = new Set(list.actions);
+    const { keys, page } = searchPage(list.actions, (name) => allowed.has(name), position);
+    return { page, context: { revision: d.revision }, results: keys.map((name) => ({ name })) };
+  }
+
+  /** True when the engine allows `request`; an engine error (a bad action or resource) is a 400 for the whole search. */
+  #allows(catalog: Catalog, request: DecisionRequest, now: Date): boolean {
+    const result = decide(catalog, request, { now });
+    if (result.decision === 'error') {
+      throw new ProblemError({
+        status: result.status ?? 400,
+        code: result.code,
+        detail: result.message ?? result.code,
+      });
+    }
+    return result.decision === 'allow';
+  }
+
+  /** The ids of the known subjects of `type` (`user` or `service`), sorted; memoised per directory version. */
+  #subjectIds(catalog: Catalog, type: 'user' | 'service' | string): readonly string[] {
+    if (type === 'service') return this.#directory.servicePrincipals();
+    let ids = this.#userIds.get(catalog.principals);
+    if (ids === undefined) {
+      ids = [...catalog.principals.keys()]
+        .filter((p) => p.startsWith('user.'))
+        .map((p) => p.slice('user.'.length))
+        .sort();
+      this.#userIds.set(catalog.principals, ids);
+    }
+    return ids;
+  }
+
+  /** The ids of the resources of `type` that domain `d` knows, sorted; memoised per compiled domain. */
+  #resourceIds(d: CompiledDomain, type: string): readonly string[] {
+    let byType = this.#resourceIdsByDomain.get(d);
+    if (byType === undefined) {
+      byType = new Map();
+      this.#resourceIdsByDomain.set(d, byType);
+    }
+    let ids = byType.get(type);
+    if (ids === undefined) {
+      const found = new Set<string>();
+      for (const entity of d.resources.keys()) {
+        if (entity.startsWith(`${type}/`)) found.add(entity.slice(type.length + 1));
+      }
+      for (const a of d.assertions) {
+        const source = a.resource.source;
+        if (hasGlobChars(source)) continue;
+        const parts = splitResource(source);
+        if (parts?.domain === d.name && parts.type === type && parts.id !== undefined && parts.id !== '') {
+          found.add(parts.id);
+        }
+      }
+      ids = [...found].sort();
+      byType.set(type, ids);
+    }
+    return ids;
+  }
+
   /** 403 unless every principal asked about is the caller, or the caller may check access. */
   #authorize(catalog: Catalog, caller: AuthenticatedCaller, d: CompiledDomain, principals: string[], now: Date): void {
     if (principals.every((p) => p === caller.principal)) return;
@@ -250,6 +459,7 @@ export class PdpService {
         subjectProperties: request.subject.properties,
         resourceProperties: request.resource.properties,
         actionProperties: request.action.properties,
+        subjectType: request.subject.type.toLowerCase(),
       },
       { now, explain },
     );

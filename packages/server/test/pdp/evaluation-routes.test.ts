@@ -78,6 +78,13 @@ describe('POST /pdp/:domain/access/v1/evaluation', () => {
     expect(res.json()).toMatchObject({ decision: true, context: { reason_admin: { principal: '~unknown' } } });
   });
 
+  it('shows conditions the type the request named for a subject the directory does not know', async () => {
+    const door = { type: 'door', id: 'front' };
+    expect(await decisionOf(ask(user('nobody'), 'knock', door))).toBe(true);
+    expect(await decisionOf(ask({ type: 'robot', id: 'r2' }, 'knock', door))).toBe(false);
+    expect(await decisionOf(ask({ type: 'service', id: 'library.gateway' }, 'knock', door))).toBe(false);
+  });
+
   it('maps a service subject to its principal; an unknown service is an unknown subject', async () => {
     expect(await decisionOf(ask({ type: 'service', id: 'Library.Gateway' }, 'index', book('1')))).toBe(true);
     expect(await decisionOf(ask({ type: 'service', id: 'library.ghost' }, 'index', book('1')))).toBe(false);
@@ -312,6 +319,9 @@ describe('GET /.well-known/authzen-configuration/pdp/:domain (authzen.md §5)', 
       policy_decision_point: pdp,
       access_evaluation_endpoint: `${pdp}/access/v1/evaluation`,
       access_evaluations_endpoint: `${pdp}/access/v1/evaluations`,
+      search_subject_endpoint: `${pdp}/access/v1/search/subject`,
+      search_resource_endpoint: `${pdp}/access/v1/search/resource`,
+      search_action_endpoint: `${pdp}/access/v1/search/action`,
     });
     expect(pdp).toBe('http://127.0.0.1:8740/pdp/library');
   });
@@ -328,7 +338,7 @@ describe('GET /.well-known/authzen-configuration/pdp/:domain (authzen.md §5)', 
     expect(closed.statusCode).toBe(200);
   });
 
-  it('is listed in the OpenAPI document with the evaluation routes', async () => {
+  it('is listed in the OpenAPI document with the evaluation and search routes', async () => {
     const doc = (await f.gh.app.inject({ method: 'GET', url: '/v1/openapi.json' })).json() as {
       paths: Record<string, unknown>;
     };
@@ -337,6 +347,9 @@ describe('GET /.well-known/authzen-configuration/pdp/:domain (authzen.md §5)', 
         '/.well-known/authzen-configuration/pdp/{domain}',
         '/pdp/{domain}/access/v1/evaluation',
         '/pdp/{domain}/access/v1/evaluations',
+        '/pdp/{domain}/access/v1/search/subject',
+        '/pdp/{domain}/access/v1/search/resource',
+        '/pdp/{domain}/access/v1/search/action',
       ]),
     );
   });

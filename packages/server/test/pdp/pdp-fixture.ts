@@ -47,10 +47,16 @@ domains:
           - { effect: allow, action: view, resource: "library:doc/*", principal: "*",
               condition: "context.ip == '10.0.0.1'" }
           - { effect: allow, action: read, resource: "library:notice/*", role: everyone }
+          - { effect: allow, action: pin, resource: "library:notice/welcome", role: readers }
+          - { effect: allow, action: knock, resource: "library:door/*", principal: "*",
+              condition: "subject.type == 'user'" }
           - { effect: allow, action: index, resource: "library:book/*", principal: library.gateway }
           - { effect: allow, action: access.check, resource: "library:access", role: checkers }
     resources:
       - { type: book, id: "42", properties: { owner: user.alice } }
+      - { type: book, id: "7" }
+      - { type: book, id: "secret-1" }
+      - { type: map, id: "old-town" }
     services:
       - name: gateway
         secret: a-long-random-client-secret
