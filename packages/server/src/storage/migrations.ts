@@ -187,10 +187,56 @@ const oneCurrentKey: Migration = {
   },
 };
 
+const oidcPayloads: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    // oidc-provider's state (tokens, codes, grants, sessions, interactions…), one row per model
+    // instance; see oidc/database-adapter.ts. Instants are epoch milliseconds (bigint).
+    await db.schema
+      .createTable('oidc_payloads')
+      .addColumn('model', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', (c) => c.notNull())
+      .addColumn('payload', 'text', (c) => c.notNull())
+      .addColumn('grant_id', 'text')
+      .addColumn('user_code', 'text')
+      .addColumn('uid', 'text')
+      .addColumn('expires_at', 'bigint')
+      .addColumn('consumed_at', 'bigint')
+      .addPrimaryKeyConstraint('oidc_payloads_pk', ['model', 'id'])
+      .execute();
+    // Partial indexes: most rows have no grant, no user code and no uid.
+    await db.schema
+      .createIndex('oidc_payloads_by_grant')
+      .on('oidc_payloads')
+      .column('grant_id')
+      .where(sql.ref('grant_id'), 'is not', null)
+      .execute();
+    await db.schema
+      .createIndex('oidc_payloads_by_uid')
+      .on('oidc_payloads')
+      .columns(['model', 'uid'])
+      .where(sql.ref('uid'), 'is not', null)
+      .execute();
+    await db.schema
+      .createIndex('oidc_payloads_by_user_code')
+      .on('oidc_payloads')
+      .columns(['model', 'user_code'])
+      .where(sql.ref('user_code'), 'is not', null)
+      .execute();
+    // The purge deletes the oldest expired rows first, a bounded batch at a time.
+    await db.schema
+      .createIndex('oidc_payloads_by_expiry')
+      .on('oidc_payloads')
+      .column('expires_at')
+      .where(sql.ref('expires_at'), 'is not', null)
+      .execute();
+  },
+};
+
 /** Every migration, in order. Names sort in the order they run. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_keys_one_current': oneCurrentKey,
+  '0003_oidc_payloads': oidcPayloads,
 };
 
 /** Serves MIGRATIONS to Kysely's Migrator. */

@@ -169,6 +169,23 @@ export interface KeysTable {
   expires_at: string | null;
 }
 
+/**
+ * One stored oidc-provider model instance (oidc/database-adapter.ts): `payload` is its JSON without
+ * `consumed`, which lives in `consumed_at`; `grant_id`, `user_code` and `uid` copy the payload's
+ * `grantId`, `userCode` and `uid` for lookups. Instants are epoch milliseconds; `expires_at` null
+ * means the row does not expire.
+ */
+export interface OidcPayloadsTable {
+  model: string;
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
 /** Every table. */
 export interface Database {
   domains: DomainsTable;
@@ -185,6 +202,7 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   keys: KeysTable;
+  oidc_payloads: OidcPayloadsTable;
 }
 
 /** Marks a column the database fills in. */

@@ -34,7 +34,7 @@ describe('operator commands', () => {
   it('migrates, then finds nothing to do', async () => {
     const first = capture();
     await runMigrate(first);
-    expect(first.stdout[0]).toMatch(/^Ran 2 migration\(s\): 0001_initial, 0002_keys_one_current$/);
+    expect(first.stdout[0]).toMatch(/^Ran 3 migration\(s\): 0001_initial, 0002_keys_one_current, 0003_oidc_payloads$/);
     const second = capture();
     await runMigrate(second);
     expect(second.stdout).toEqual(['The database schema is up to date.']);
