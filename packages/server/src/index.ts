@@ -1,6 +1,6 @@
 /**
- * @gatehouse/server — the Gatehouse server and the `gatehouse` command line. So far it holds the
- * CLI's offline commands; the server itself comes with the control-plane work (issue 3).
+ * @gatehouse/server — the Gatehouse server and the `gatehouse` command line: a node's wiring
+ * (createGatehouse), its parts, and the CLI.
  */
 
 export { buildCli } from './cli/build-cli.js';
@@ -131,3 +131,6 @@ export {
   type ClientType,
   type ClientWrite,
 } from './storage/client-store.js';
+export { createGatehouse, type CreateGatehouseOptions, type Gatehouse } from './runtime/create-gatehouse.js';
+export { applyConfig, type ApplyOptions, type ApplyResult } from './apply/apply-config.js';
+export { OPERATOR } from './management/management-service.js';
