@@ -11,8 +11,42 @@ import { ProblemError } from './problem.js';
 /** How deep request JSON may nest. */
 export const MAX_JSON_DEPTH = 32;
 
+/**
+ * True when `root` has no value findBadValue refuses. The common case — a good request — is
+ * checked without building a JSON pointer for every value (a batch of evaluations has thousands).
+ */
+function isClean(root: unknown): boolean {
+  const values: unknown[] = [root];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const value = values.pop();
+    const depth = depths.pop() as number;
+    if (typeof value === 'string') {
+      if (value.indexOf('\u0000') >= 0) return false;
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (depth >= MAX_JSON_DEPTH) return false;
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        values.push(value[i]);
+        depths.push(depth + 1);
+      }
+      continue;
+    }
+    const object = value as Record<string, unknown>;
+    for (const k of Object.keys(object)) {
+      if (k.indexOf('\u0000') >= 0) return false;
+      values.push(object[k]);
+      depths.push(depth + 1);
+    }
+  }
+  return true;
+}
+
 /** The first problem with a request value, or undefined: `[pointer, code, message]`. */
 export function findBadValue(root: unknown, base: string): [string, string, string] | undefined {
+  if (isClean(root)) return undefined;
   const stack: [unknown, string, number][] = [[root, base, 0]];
   while (stack.length > 0) {
     const [value, pointer, depth] = stack.pop() as [unknown, string, number];

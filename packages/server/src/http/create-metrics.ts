@@ -17,8 +17,8 @@ export interface GatehouseMetrics {
   readonly decisions: Counter<'domain' | 'decision'>;
   /** gatehouse_store_errors_total{operation} */
   readonly storeErrors: Counter<'operation'>;
-  /** Counts one decision of `domain`: `true` is allow, `false` deny. */
-  countDecision(domain: string, decision: boolean): void;
+  /** Counts `count` (default 1) decisions of `domain`: `true` is allow, `false` deny. */
+  countDecision(domain: string, decision: boolean, count?: number): void;
   /** Counts one failed store operation, such as `createRole`. */
   countStoreError(operation: string): void;
 }
@@ -67,8 +67,8 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatehouseMetr
     httpRequestDuration,
     decisions,
     storeErrors,
-    countDecision(domain, decision) {
-      decisions.inc({ domain, decision: decision ? 'allow' : 'deny' });
+    countDecision(domain, decision, count = 1) {
+      if (count > 0) decisions.inc({ domain, decision: decision ? 'allow' : 'deny' }, count);
     },
     countStoreError(operation) {
       storeErrors.inc({ operation });

@@ -186,9 +186,23 @@ export function parseEvaluationItem(
   index: number,
   defaults: Omit<EvaluationsRequest, 'evaluations' | 'options'>,
 ): EvaluationRequest | string {
-  const at = `/evaluations/${index}`;
-  if (!isObject(item)) return `${at} must be an object`;
-  const pick = (key: 'subject' | 'action' | 'resource' | 'context'): Member =>
-    Object.hasOwn(item, key) || defaults[key] === undefined ? [item[key], `${at}/${key}`] : [defaults[key], `/${key}`];
-  return assemble(pick('subject'), pick('action'), pick('resource'), pick('context'));
+  if (!isObject(item)) return `/evaluations/${index} must be an object`;
+  return assemble(
+    pick(item, index, defaults, 'subject'),
+    pick(item, index, defaults, 'action'),
+    pick(item, index, defaults, 'resource'),
+    pick(item, index, defaults, 'context'),
+  );
+}
+
+/** An item's own member `key`, else the top-level default, with the pointer to where it came from. */
+function pick(
+  item: Record<string, unknown>,
+  index: number,
+  defaults: Omit<EvaluationsRequest, 'evaluations' | 'options'>,
+  key: 'subject' | 'action' | 'resource' | 'context',
+): Member {
+  return Object.hasOwn(item, key) || defaults[key] === undefined
+    ? [item[key], `/evaluations/${index}/${key}`]
+    : [defaults[key], `/${key}`];
 }

@@ -77,8 +77,8 @@ export interface PdpServiceParts {
   services: Pick<ServiceStore, 'findServiceByPrincipal'>;
   directory?: SubjectDirectory;
   clock?: () => Date;
-  /** Told of every allow (true) or deny (false) answered; errors are not decisions. */
-  onDecision?: (domain: string, allowed: boolean) => void;
+  /** Told of the allows (true) or denies (false) answered, `count` at a time; errors are not decisions. */
+  onDecision?: (domain: string, allowed: boolean, count: number) => void;
 }
 
 /** What the subjects of one request map to (memoised: a batch names the same subject often). */
@@ -160,6 +160,7 @@ export class PdpService {
     if ('error' in outcome) {
       throw new ProblemError({ status: outcome.error.status, code: outcome.code, detail: outcome.error.message });
     }
+    this.#onDecision?.(d.name, outcome.decision.decision, 1);
     return outcome.decision;
   }
 
@@ -213,6 +214,8 @@ export class PdpService {
       now,
     );
     const out: AccessDecision[] = [];
+    let allowed = 0;
+    let denied = 0;
     for (let i = 0; i < parsed.length; i++) {
       const p = parsed[i] as EvaluationRequest | string;
       const principal = principals[i];
@@ -220,15 +223,21 @@ export class PdpService {
         typeof p === 'string' || principal === undefined
           ? { error: { status: 400, message: p as string }, code: 'request.invalid' }
           : this.#decide(catalog, d, principal, p, now);
-      const decision: AccessDecision =
-        'error' in outcome
-          ? { decision: false, context: { revision: d.revision, error: outcome.error } }
-          : outcome.decision;
+      let decision: AccessDecision;
+      if ('error' in outcome) {
+        decision = { decision: false, context: { revision: d.revision, error: outcome.error } };
+      } else {
+        decision = outcome.decision;
+        if (decision.decision) allowed++;
+        else denied++;
+      }
       out.push(decision);
       // spec `#evaluations-semantics`: a failed item counts as a deny (fail closed).
       if (semantic === 'deny_on_first_deny' && !decision.decision) break;
       if (semantic === 'permit_on_first_permit' && decision.decision) break;
     }
+    this.#onDecision?.(d.name, true, allowed);
+    this.#onDecision?.(d.name, false, denied);
     return { evaluations: out };
   }
 
@@ -466,9 +475,10 @@ export class PdpService {
     if (result.decision === 'error') {
       return { error: { status: result.status ?? 400, message: result.message ?? result.code }, code: result.code };
     }
-    const allowed = result.decision === 'allow';
-    this.#onDecision?.(d.name, allowed);
-    const decision: AccessDecision = { decision: allowed, context: { revision: result.revision ?? d.revision } };
+    const decision: AccessDecision = {
+      decision: result.decision === 'allow',
+      context: { revision: result.revision ?? d.revision },
+    };
     if (explain && result.explanation !== undefined) {
       decision.context.reason_admin = result.explanation;
       decision.context.reason_user = reasonUser(result);

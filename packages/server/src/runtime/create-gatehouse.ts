@@ -96,7 +96,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       users: management.users,
       services: management.services,
       clock,
-      onDecision: (domain, allowed) => metrics?.countDecision(domain, allowed),
+      onDecision: (domain, allowed, count) => metrics?.countDecision(domain, allowed, count),
     });
     const app = await buildApp({
       config,

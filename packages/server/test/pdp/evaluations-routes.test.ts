@@ -205,10 +205,20 @@ describe('POST /pdp/:domain/access/v1/evaluations', () => {
     expect(res.headers['x-request-id']).toBe('batch-1');
   });
 
-  it('counts the decisions it answers in the metrics', async () => {
+  it('counts every decision it answers in the metrics, and no failed item', async () => {
+    const counts = async (): Promise<{ allow: number; deny: number }> => {
+      const text = await f.gh.app.metrics.registry.metrics();
+      const count = (decision: string) =>
+        Number(
+          new RegExp(`gatehouse_decisions_total\\{domain="library",decision="${decision}"\\} (\\d+)`).exec(text)?.[1] ??
+            0,
+        );
+      return { allow: count('allow'), deny: count('deny') };
+    };
+    const before = await counts();
     await evaluations(threeReads);
-    const text = await f.gh.app.metrics.registry.metrics();
-    expect(text).toMatch(/gatehouse_decisions_total\{domain="library",decision="allow"\} [1-9]/);
-    expect(text).toMatch(/gatehouse_decisions_total\{domain="library",decision="deny"\} [1-9]/);
+    await evaluations({ ...threeReads, evaluations: [...threeReads.evaluations, { resource: 'not an object' }] });
+    const after = await counts();
+    expect({ allow: after.allow - before.allow, deny: after.deny - before.deny }).toEqual({ allow: 4, deny: 2 });
   });
 });
