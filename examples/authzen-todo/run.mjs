@@ -325,8 +325,8 @@ async function main() {
   const apply = await gatehouse(['apply', '-f', CONFIG], env);
   say(indent(apply.stdout));
 
-  say(`• gatehouse token --subject ${PEP}   (the PEP's access token)`);
-  const token = (await gatehouse(['token', '--subject', PEP, '--ttl', '600'], env)).stdout.trim();
+  say(`• gatehouse token --subject ${PEP} --audience pdp   (the PEP's decision API token)`);
+  const token = (await gatehouse(['token', '--subject', PEP, '--audience', 'pdp', '--ttl', '600'], env)).stdout.trim();
   say(`    ${token.slice(0, 24)}… (${token.length} characters)`);
 
   say('• gatehouse serve');

@@ -49,12 +49,17 @@ export function buildCli(output: CommandOutput = processOutput): Command {
     .action(action(output, (opts: { admin: string }) => runInit(opts, output)));
   program
     .command('token')
-    .description('print a management API access token for a principal (operator mode: needs the database)')
+    .description('print an access token for a principal (operator mode: needs the database)')
     .option('--subject <principal>', 'the principal the token is for', 'user.admin')
     .option('--ttl <seconds>', 'lifetime in seconds (60 to 86400)', '3600')
+    .addOption(
+      new Option('--audience <api>', 'the API the token is for: the management API, or the decision API (AuthZEN)')
+        .choices(['management', 'pdp'])
+        .default('management'),
+    )
     .action(
-      action(output, (opts: { subject: string; ttl: string }) =>
-        runToken({ subject: opts.subject, ttlSeconds: Number(opts.ttl) }, output),
+      action(output, (opts: { subject: string; ttl: string; audience: 'management' | 'pdp' }) =>
+        runToken({ subject: opts.subject, ttlSeconds: Number(opts.ttl), audience: opts.audience }, output),
       ),
     );
   program

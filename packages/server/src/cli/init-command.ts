@@ -54,7 +54,10 @@ export async function runInit(
  * `gatehouse token`: mints a management API access token for a principal, straight from the
  * database's signing key (operator mode: whoever can read the database can do this anyway).
  */
-export async function runToken(options: { subject: string; ttlSeconds: number }, output: CommandOutput): Promise<void> {
+export async function runToken(
+  options: { subject: string; ttlSeconds: number; audience?: 'management' | 'pdp' },
+  output: CommandOutput,
+): Promise<void> {
   const config = configFromEnv();
   if (!Number.isSafeInteger(options.ttlSeconds) || options.ttlSeconds < 60 || options.ttlSeconds > 86_400) {
     throw new CommandError('--ttl must be a whole number of seconds from 60 to 86400');
@@ -69,7 +72,8 @@ export async function runToken(options: { subject: string; ttlSeconds: number },
     const token = await mintAccessToken(keys, {
       issuer: `${config.publicUrl}/oidc`,
       subject: options.subject.toLowerCase(),
-      audience: `${config.publicUrl}/v1`,
+      // The management API's audience, or the decision API's (docs/authzen.md "Authentication").
+      audience: `${config.publicUrl}/${options.audience === 'pdp' ? 'pdp' : 'v1'}`,
       ttlSeconds: options.ttlSeconds,
     });
     output.out(token);

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +9,7 @@ import { runAuditVerify, runKeysRotate, runMigrate } from '../../src/cli/admin-c
 import { runApply, runExport } from '../../src/cli/apply-command.js';
 import { runInit, runToken } from '../../src/cli/init-command.js';
 import type { CommandOutput } from '../../src/cli/run-operator-command.js';
+import { runServe } from '../../src/cli/serve-command.js';
 import { openDatabase } from '../../src/storage/open-database.js';
 
 const example = fileURLToPath(new URL('../../../../examples/library/library.yaml', import.meta.url));
@@ -100,5 +102,29 @@ describe('operator commands', () => {
     await runToken({ subject: 'user.admin', ttlSeconds: 600 }, t);
     expect(t.stdout[0]!.split('.')).toHaveLength(3);
     await expect(runToken({ subject: 'user.admin', ttlSeconds: 5 }, capture())).rejects.toThrow('--ttl must be');
+  });
+
+  it('mints tokens for the management API by default, or for the decision API', async () => {
+    const audienceOf = async (audience?: 'management' | 'pdp'): Promise<unknown> => {
+      const o = capture();
+      await runToken({ subject: 'library.gateway', ttlSeconds: 600, ...(audience ? { audience } : {}) }, o);
+      const payload = o.stdout[0]!.split('.')[1]!;
+      return (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { aud: unknown }).aud;
+    };
+    expect(await audienceOf()).toBe('http://127.0.0.1:8740/v1');
+    expect(await audienceOf('management')).toBe('http://127.0.0.1:8740/v1');
+    expect(await audienceOf('pdp')).toBe('http://127.0.0.1:8740/pdp');
+  });
+
+  it('says so when serve cannot listen because the port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    process.env.GATEHOUSE_PORT = String((taken.address() as AddressInfo).port);
+    try {
+      await expect(runServe(capture())).rejects.toThrow(/cannot listen on 127\.0\.0\.1:\d+: the port is in use/);
+    } finally {
+      delete process.env.GATEHOUSE_PORT;
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });
