@@ -12,9 +12,13 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 /** Which planes a node serves (architecture.md "Scale-out"). */
 export type ServerRole = 'all' | 'control' | 'token' | 'decision';
 
-/** Where the database is: an SQLite file (or `:memory:`) or a PostgreSQL connection URL. */
+/**
+ * Where the database is: an SQLite file (or `:memory:`), or a PostgreSQL connection URL and,
+ * optionally, the schema to use in that database (GATEHOUSE_DATABASE_SCHEMA).
+ */
 export type DatabaseConfig =
-  { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string };
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'postgres'; readonly url: string; readonly schema?: string };
 
 /** The settings of one server process. */
 export interface ServerConfig {
@@ -60,6 +64,7 @@ export const CONFIG_VARIABLES = [
   'GATEHOUSE_HOST',
   'GATEHOUSE_PUBLIC_URL',
   'GATEHOUSE_DATABASE_URL',
+  'GATEHOUSE_DATABASE_SCHEMA',
   'GATEHOUSE_MASTER_KEY',
   'GATEHOUSE_LOG_LEVEL',
   'GATEHOUSE_BODY_LIMIT_BYTES',
@@ -70,7 +75,12 @@ export const CONFIG_VARIABLES = [
 ] as const;
 
 /** GATEHOUSE_* variables that other parts read (`gatehouse init`, the test suites); loadConfig lets them be. */
-export const OTHER_GATEHOUSE_VARIABLES = ['GATEHOUSE_ADMIN_PASSWORD', 'GATEHOUSE_TEST_DATABASE_URL'] as const;
+export const OTHER_GATEHOUSE_VARIABLES = [
+  'GATEHOUSE_ADMIN_PASSWORD',
+  'GATEHOUSE_SERVER',
+  'GATEHOUSE_TEST_DATABASE_URL',
+  'GATEHOUSE_TOKEN',
+] as const;
 
 /** Bounds of the numeric settings, inclusive. */
 export const CONFIG_LIMITS = {
@@ -129,11 +139,20 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
   const port = read('GATEHOUSE_PORT', 8740, (v) => parseInteger(v, CONFIG_LIMITS.port));
   const host = read('GATEHOUSE_HOST', '127.0.0.1', parseHost);
   const publicUrl = read('GATEHOUSE_PUBLIC_URL', `http://127.0.0.1:${port}`, parsePublicUrl);
-  const database = read<DatabaseConfig>(
+  const url = read<DatabaseConfig>(
     'GATEHOUSE_DATABASE_URL',
     { kind: 'sqlite', path: './data/gatehouse.db' },
     parseDatabaseUrl,
   );
+  const schema = read<string | undefined>('GATEHOUSE_DATABASE_SCHEMA', undefined, parseSchemaName);
+  const urlIsBad = issues.some((i) => i.variable === 'GATEHOUSE_DATABASE_URL');
+  if (schema !== undefined && url.kind !== 'postgres' && !urlIsBad) {
+    issues.push({
+      variable: 'GATEHOUSE_DATABASE_SCHEMA',
+      message: `GATEHOUSE_DATABASE_SCHEMA=${shown('GATEHOUSE_DATABASE_SCHEMA', schema)} is set, but only a PostgreSQL database has schemas: GATEHOUSE_DATABASE_URL names SQLite`,
+    });
+  }
+  const database: DatabaseConfig = url.kind === 'postgres' && schema !== undefined ? { ...url, schema } : url;
   const masterKey = read<Uint8Array | undefined>('GATEHOUSE_MASTER_KEY', undefined, parseMasterKey);
   const logLevel = read('GATEHOUSE_LOG_LEVEL', 'info', (v) => parseChoice(v, LOG_LEVELS));
   const bodyLimitBytes = read('GATEHOUSE_BODY_LIMIT_BYTES', 1_048_576, (v) =>
@@ -230,6 +249,17 @@ function parseDatabaseUrl(value: string): DatabaseConfig {
     return { kind: 'postgres', url: value };
   }
   throw new BadValue(expected);
+}
+
+function parseSchemaName(value: string): string {
+  // An unquoted PostgreSQL identifier, lower case (what it folds to), at most 63 bytes: it goes
+  // into the connection's search_path and into every change notice as it is.
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) {
+    throw new BadValue(
+      'a PostgreSQL schema name: a lower-case letter or _, then up to 62 lower-case letters, digits or _',
+    );
+  }
+  return value;
 }
 
 function parseMasterKey(value: string): Uint8Array {

@@ -10,6 +10,7 @@ import { formatFileIssues, parseConfigFile, type CompiledDomain, type MemberEntr
 import { applyConfig, type ApplyResult } from '../apply/apply-config.js';
 import { configToYaml, exportConfig } from '../apply/export-config.js';
 import type { CatalogHolder } from '../catalog/catalog-holder.js';
+import type { Directory } from '../catalog/directory.js';
 import { storageProblem } from '../http/handle-error.js';
 import { badRequest, forbidden, ProblemError, serviceUnavailable } from '../http/problem.js';
 import type { KeyPurpose, KeyService, PublicJwks } from '../keys/key-service.js';
@@ -66,6 +67,8 @@ export interface ManagementParts {
   keys?: KeyService;
   /** Told of every management decision (for the decisions metric). */
   onDecision?: (domain: string, allowed: boolean) => void;
+  /** The node's directory of users and services, kept current by the writes made here. */
+  directory?: Directory;
 }
 
 /** A user change as the API takes it: a UserPatch, and the caller's current password. */
@@ -108,6 +111,8 @@ export class ManagementService {
   readonly apis: ApiStore;
   readonly resources: ResourceStore;
   readonly keys: KeyService | undefined;
+  /** The directory this service keeps current (absent: none is kept). */
+  readonly directory: Directory | undefined;
 
   private readonly onDecision: ((domain: string, allowed: boolean) => void) | undefined;
 
@@ -124,6 +129,7 @@ export class ManagementService {
     this.apis = parts.apis ?? new ApiStore(store);
     this.resources = parts.resources ?? new ResourceStore(store);
     this.keys = parts.keys;
+    this.directory = parts.directory;
   }
 
   private require(caller: Caller, action: ManagementAction, domain: string, object: string): void {
@@ -236,6 +242,8 @@ export class ManagementService {
     if (!allowed) throw forbidden('management.forbidden', `${caller.principal} may not delete domain ${d}`);
     await this.store.deleteDomain(d, ifMatch, this.ctx(caller));
     this.catalog.remove([d]);
+    // Its services were deleted with it.
+    this.directory?.removeServicesOf(d);
   }
 
   // ---- roles and groups ------------------------------------------------------------------------
@@ -440,7 +448,7 @@ export class ManagementService {
   async createUser(caller: Caller, input: UserInput): Promise<UserRecord> {
     this.require(caller, 'create', USER_DOMAIN, `user.${String(input.name).toLowerCase()}`);
     const record = await this.users.createUser(input, this.ctx(caller));
-    this.catalog.updatePrincipals([principalOfUser(record)]);
+    this.userChanged(record);
     return record;
   }
 
@@ -474,7 +482,7 @@ export class ManagementService {
       throw forbidden('user.wrong_password', 'currentPassword is not the current password of the user');
     }
     const record = await this.users.updateUser(n, patch, ifMatch, this.ctx(caller));
-    this.catalog.updatePrincipals([principalOfUser(record)]);
+    this.userChanged(record);
     return record;
   }
 
@@ -483,7 +491,17 @@ export class ManagementService {
     const n = name.toLowerCase();
     this.require(caller, 'delete', USER_DOMAIN, `user.${n}`);
     await this.users.deleteUser(n, ifMatch, this.ctx(caller));
+    this.directory?.removeUser(n);
     this.catalog.updatePrincipals([], [`${USER_DOMAIN}.${n}`]);
+  }
+
+  /**
+   * Swaps a written user into the directory and the catalog — unless the directory already
+   * holds a newer revision (another node's later write, applied by the change listener).
+   */
+  private userChanged(record: UserRecord): void {
+    if (this.directory?.setUser(record) === false) return;
+    this.catalog.updatePrincipals([principalOfUser(record)]);
   }
 
   // ---- services --------------------------------------------------------------------------------
@@ -503,7 +521,9 @@ export class ManagementService {
   /** Creates a service; a generated secret is in the result this once. */
   async createService(caller: Caller, domain: string, input: ServiceInput): Promise<WithSecret<ServiceRecord>> {
     this.require(caller, 'create', domain, `service.${String(input.name)}`);
-    return this.shown(await this.services.createService(domain, input, this.ctx(caller)));
+    const shown = this.shown(await this.services.createService(domain, input, this.ctx(caller)));
+    this.directory?.addService(shown.record.principal);
+    return shown;
   }
 
   /** Changes a service's description or public keys. */
@@ -534,6 +554,7 @@ export class ManagementService {
   async deleteService(caller: Caller, domain: string, name: string, ifMatch: number | undefined): Promise<void> {
     this.require(caller, 'delete', domain, `service.${name}`);
     this.applied(await this.services.deleteService(domain, name, ifMatch, this.ctx(caller)));
+    this.directory?.removeService(`${domain}.${name}`);
   }
 
   // ---- OAuth clients ---------------------------------------------------------------------------
@@ -768,6 +789,14 @@ export class ManagementService {
     }
     const result = await applyConfig(this.store, parsed, { dryRun, ctx: this.ctx(caller) });
     this.catalog.update(result.compiled.values() as Iterable<CompiledDomain>);
+    if (result.applied) {
+      // An import may create and delete the domain's services (an update leaves them there).
+      for (const c of result.plan.changes) {
+        if (c.kind !== 'service') continue;
+        if (c.action === 'create') this.directory?.addService(`${d}.${c.name}`);
+        else if (c.action === 'delete') this.directory?.removeService(`${d}.${c.name}`);
+      }
+    }
     return result;
   }
 }

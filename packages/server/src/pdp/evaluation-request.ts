@@ -206,3 +206,31 @@ function pick(
     ? [item[key], `/evaluations/${index}/${key}`]
     : [defaults[key], `/${key}`];
 }
+
+/**
+ * The newest `context.min_revision` a request body asks for (docs/scale-out.md): the top-level
+ * context's, and in a batch each item's own, whichever is largest; undefined when none asks.
+ * Called on the parsed body before validation, so that the domain can be brought up to date
+ * first. Returns a message naming the value instead when one is not a whole number from 0 to
+ * 2^53 - 1.
+ */
+export function minRevisionOf(body: unknown): number | undefined | { problem: string; pointer: string } {
+  if (!isObject(body)) return undefined;
+  let newest: number | undefined;
+  const consider = (context: unknown, pointer: string): string | undefined => {
+    if (!isObject(context) || !Object.hasOwn(context, 'min_revision')) return undefined;
+    const v = context.min_revision;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return pointer;
+    newest = Math.max(newest ?? 0, v);
+    return undefined;
+  };
+  let bad = consider(body.context, '/context/min_revision');
+  if (bad === undefined && Array.isArray(body.evaluations)) {
+    for (let i = 0; i < body.evaluations.length && bad === undefined; i++) {
+      const item: unknown = body.evaluations[i];
+      if (isObject(item)) bad = consider(item.context, `/evaluations/${i}/context/min_revision`);
+    }
+  }
+  if (bad !== undefined) return { problem: `${bad} must be a whole number of at least 0`, pointer: bad };
+  return newest;
+}

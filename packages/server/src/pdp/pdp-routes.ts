@@ -18,6 +18,7 @@ import {
   EvaluationRequestSchema,
   EvaluationsRequestSchema,
   EvaluationsResponseSchema,
+  minRevisionOf,
 } from './evaluation-request.js';
 import type { PdpService } from './pdp-service.js';
 import {
@@ -103,7 +104,21 @@ export async function registerPdpRoutes(
     const callers = new WeakMap<FastifyRequest, AuthenticatedCaller>();
     scope.addHook('onRequest', async (request) => {
       callers.set(request, await authenticate(request));
-      service.getDomain((request.params as { domain: string }).domain);
+      const { domain } = request.params as { domain: string };
+      // A domain this node does not hold is checked once the body is parsed: its
+      // `context.min_revision` may ask for a domain created through another node a moment ago.
+      if (service.findDomain(domain) !== undefined) service.getDomain(domain);
+    });
+    scope.addHook('preValidation', async (request) => {
+      const { domain } = request.params as { domain: string };
+      const min = minRevisionOf(request.body);
+      if (typeof min === 'object') {
+        throw badRequest('request.invalid', min.problem, [
+          { pointer: `/body${min.pointer}`, code: 'request.invalid', message: min.problem },
+        ]);
+      }
+      await service.freshen(domain, min);
+      service.getDomain(domain);
     });
     const callerOf = async (request: FastifyRequest): Promise<AuthenticatedCaller> =>
       callers.get(request) ?? authenticate(request);

@@ -4,8 +4,9 @@
  * resources and actions, decides on the node's in-memory catalog, and checks that the caller may
  * ask: about itself always, about anyone else with `access.check` on `D:access`.
  *
- * Only the subject lookup may touch the database (a user named by external id or email, a
- * service); a user named by its name is found in the catalog.
+ * Nothing here queries the database on the way to a decision: subjects are found in the
+ * node's in-memory directory. Only a request whose `context.min_revision` is newer than the
+ * domain this node holds loads that domain first (`freshen`, read-your-writes across nodes).
  */
 
 import {
@@ -20,10 +21,11 @@ import {
 } from '@gatehouse/engine';
 import type { AuthenticatedCaller } from '../http/authenticate-bearer.js';
 import { badRequest, forbidden, notFound, ProblemError } from '../http/problem.js';
+import type { Kysely } from 'kysely';
 import type { CatalogHolder } from '../catalog/catalog-holder.js';
+import type { Directory } from '../catalog/directory.js';
 import { SUPER_ADMIN_DOMAIN } from '../management/authorize-management.js';
-import type { ServiceStore } from '../storage/service-store.js';
-import { validateUserName, type UserStore } from '../storage/user-store.js';
+import type { Database } from '../storage/schema.js';
 import {
   MAX_EVALUATIONS,
   parseEvaluation,
@@ -64,25 +66,16 @@ export interface SearchResult<T> {
   results: T[];
 }
 
-/** The subjects the directory knows, for subject search. */
-export interface SubjectDirectory {
-  /** Every service principal, sorted. */
-  servicePrincipals(): readonly string[];
-}
-
-/** The stores and clock a PdpService reads. */
+/** What a PdpService reads: the catalog, the directory, the database (for `freshen` only), the clock. */
 export interface PdpServiceParts {
   catalog: CatalogHolder;
-  users: Pick<UserStore, 'findUserBySubject'>;
-  services: Pick<ServiceStore, 'findServiceByPrincipal'>;
-  directory?: SubjectDirectory;
+  directory: Pick<Directory, 'findUser' | 'findService' | 'servicePrincipals'>;
+  /** Read only to bring a domain up to a requested `min_revision`. */
+  db: Kysely<Database>;
   clock?: () => Date;
   /** Told of the allows (true) or denies (false) answered, `count` at a time; errors are not decisions. */
   onDecision?: (domain: string, allowed: boolean, count: number) => void;
 }
-
-/** What the subjects of one request map to (memoised: a batch names the same subject often). */
-type SubjectMemo = Map<string, Promise<string>>;
 
 /** An evaluation's outcome before it becomes a response: a decision, or an engine error. */
 type Outcome = { decision: AccessDecision } | { error: { status: number; message: string }; code: string };
@@ -109,21 +102,19 @@ function reasonUser(d: Decision): string {
 /** Answers AuthZEN evaluation requests for the domains of a catalog. */
 export class PdpService {
   readonly #catalog: CatalogHolder;
-  readonly #users: PdpServiceParts['users'];
-  readonly #services: PdpServiceParts['services'];
+  readonly #db: Kysely<Database>;
   readonly #clock: () => Date;
   readonly #onDecision: PdpServiceParts['onDecision'];
-  readonly #directory: SubjectDirectory;
+  readonly #directory: PdpServiceParts['directory'];
   /** Sorted user names per version of the catalog's principals (subject search). */
   readonly #userIds = new WeakMap<Catalog['principals'], readonly string[]>();
   /** Sorted resource ids per compiled domain and type (resource search). */
   readonly #resourceIdsByDomain = new WeakMap<CompiledDomain, Map<string, readonly string[]>>();
 
   constructor(parts: PdpServiceParts) {
-    this.#directory = parts.directory ?? { servicePrincipals: () => [] };
+    this.#directory = parts.directory;
     this.#catalog = parts.catalog;
-    this.#users = parts.users;
-    this.#services = parts.services;
+    this.#db = parts.db;
     this.#clock = parts.clock ?? (() => new Date());
     this.#onDecision = parts.onDecision;
   }
@@ -131,6 +122,18 @@ export class PdpService {
   /** The compiled domain `name` (any case) in the current catalog, enabled or not; undefined when none. */
   findDomain(name: string): CompiledDomain | undefined {
     return this.#catalog.catalog.domains.get(name.toLowerCase());
+  }
+
+  /**
+   * Makes sure this node holds domain `name` at `minRevision` or newer when the database does
+   * (`context.min_revision`, docs/scale-out.md): loads it now when the held one is older, or
+   * missing (a domain created through another node a moment ago). Nothing happens without a
+   * `minRevision` or when the held domain is new enough. Throws what the database throws.
+   */
+  async freshen(name: string, minRevision: number | undefined): Promise<void> {
+    if (minRevision === undefined || minRevision < 1) return;
+    if ((this.#catalog.revisionOf(name) ?? 0) >= minRevision) return;
+    await this.#catalog.ensureRevision(this.#db, name, minRevision);
   }
 
   /**
@@ -154,7 +157,7 @@ export class PdpService {
     const catalog = this.#catalog.catalog;
     const d = this.getDomain(domain, catalog);
     const now = this.#clock();
-    const principal = await this.#principalOf(request.subject, catalog, new Map());
+    const principal = this.#principalOf(request.subject);
     this.#authorize(catalog, caller, d, [principal], now);
     const outcome = this.#decide(catalog, d, principal, request, now);
     if ('error' in outcome) {
@@ -199,13 +202,7 @@ export class PdpService {
     const parsed = items.map((item, i) => parseEvaluationItem(item, i, request));
     // Every subject is resolved and the caller authorized for all of them before anything is
     // decided: a request is allowed or refused as a whole.
-    // One at a time, so that a batch never floods the connection pool; each distinct subject is
-    // looked up once.
-    const memo: SubjectMemo = new Map();
-    const principals: (string | undefined)[] = [];
-    for (const p of parsed) {
-      principals.push(typeof p === 'string' ? undefined : await this.#principalOf(p.subject, catalog, memo));
-    }
+    const principals = parsed.map((p) => (typeof p === 'string' ? undefined : this.#principalOf(p.subject)));
     this.#authorize(
       catalog,
       caller,
@@ -300,7 +297,7 @@ export class PdpService {
     const d = this.getDomain(domain, catalog);
     const position = parsePage('resource', d.name, request);
     const now = this.#clock();
-    const principal = await this.#principalOf(request.subject, catalog, new Map());
+    const principal = this.#principalOf(request.subject);
     this.#authorize(catalog, caller, d, [principal], now);
     const type = request.resource.type.toLowerCase();
     const base = {
@@ -339,7 +336,7 @@ export class PdpService {
     const d = this.getDomain(domain, catalog);
     const position = parsePage('action', d.name, request);
     const now = this.#clock();
-    const principal = await this.#principalOf(request.subject, catalog, new Map());
+    const principal = this.#principalOf(request.subject);
     this.#authorize(catalog, caller, d, [principal], now);
     const list = listActions(
       catalog,
@@ -424,34 +421,17 @@ export class PdpService {
   }
 
   /**
-   * The principal a subject stands for (api.md §2): a `user` by name (from the catalog), else by
-   * external id or email (the store); a `service` by its principal name; anything else, and any
-   * subject the directory does not know, UNKNOWN_SUBJECT_PRINCIPAL.
+   * The principal a subject stands for (api.md §2), from the in-memory directory: a `user` by
+   * name, else external id, else email; a `service` by its principal name; anything else, and
+   * any subject the directory does not know, UNKNOWN_SUBJECT_PRINCIPAL.
    */
-  #principalOf(subject: Subject, catalog: Catalog, memo: SubjectMemo): Promise<string> {
-    const key = `${subject.type}\u0000${subject.id}`;
-    let found = memo.get(key);
-    if (found === undefined) {
-      found = this.#lookUp(subject, catalog);
-      memo.set(key, found);
-    }
-    return found;
-  }
-
-  async #lookUp(subject: Subject, catalog: Catalog): Promise<string> {
+  #principalOf(subject: Subject): string {
     const type = subject.type.toLowerCase();
     if (type === 'user') {
-      const { name, problem } = validateUserName(subject.id);
-      // The catalog holds every user's stored properties under its principal name: the
-      // common case needs no query. External ids and emails are only in the store.
-      if (problem === undefined && catalog.principals.has(`user.${name}`)) return `user.${name}`;
-      const user = await this.#users.findUserBySubject(subject.id);
-      return user === undefined ? UNKNOWN_SUBJECT_PRINCIPAL : `user.${user.name}`;
+      const name = this.#directory.findUser(subject.id);
+      return name === undefined ? UNKNOWN_SUBJECT_PRINCIPAL : `user.${name}`;
     }
-    if (type === 'service') {
-      const service = await this.#services.findServiceByPrincipal(subject.id);
-      return service === undefined ? UNKNOWN_SUBJECT_PRINCIPAL : service.principal;
-    }
+    if (type === 'service') return this.#directory.findService(subject.id) ?? UNKNOWN_SUBJECT_PRINCIPAL;
     return UNKNOWN_SUBJECT_PRINCIPAL;
   }
 

@@ -1,11 +1,14 @@
 /**
  * Wires one Gatehouse node: the database (migrated), the store, the reserved domains, the keys,
- * the decision catalog, and the HTTP app with the management API and the AuthZEN decision API.
- * `close()` releases it all.
+ * the decision catalog and directory, the HTTP app with the management API and the AuthZEN
+ * decision API, and — on PostgreSQL — the change listener that keeps the catalog and directory
+ * current with other nodes' writes (docs/scale-out.md). `close()` releases it all.
  */
 
 import type { ServerConfig } from '../config/load-config.js';
 import { CatalogHolder } from '../catalog/catalog-holder.js';
+import { reloadEverything, startChangeListener, type ChangeListener } from '../catalog/change-listener.js';
+import { Directory } from '../catalog/directory.js';
 import { buildApp, type BuildAppOptions, type GatehouseApp } from '../http/build-app.js';
 import { authenticateBearer } from '../http/authenticate-bearer.js';
 import { AccessTokenVerifier } from '../keys/access-tokens.js';
@@ -31,6 +34,13 @@ export interface Gatehouse {
   readonly store: Store;
   readonly keys: KeyService;
   readonly catalog: CatalogHolder;
+  /** Users' lookup keys and service principals, in memory: subjects are found without SQL. */
+  readonly directory: Directory;
+  /**
+   * On PostgreSQL, the session following other nodes' changes (stopped by `close()`);
+   * undefined on SQLite, where a node is alone with its file.
+   */
+  readonly changeListener: ChangeListener | undefined;
   readonly management: ManagementService;
   /** The issuer of this node's tokens: `{PUBLIC_URL}/oidc`. */
   readonly issuer: string;
@@ -40,7 +50,7 @@ export interface Gatehouse {
   readonly pdpAudience: string;
   /** The AuthZEN decision service behind `/pdp/<domain>`. */
   readonly pdp: PdpService;
-  /** Closes the app and the database. */
+  /** Closes the app, the change listener and the database. */
   close(): Promise<void>;
 }
 
@@ -69,8 +79,9 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       maxTokenTtlSeconds: Math.max(config.accessTokenTtlSeconds, config.bundleTtlSeconds),
     });
     await keys.ensureKeys({ actor: 'system' });
+    // Loaded below, once the listener (if any) is listening: see startChangeListener.
     const catalog = new CatalogHolder();
-    await catalog.reload(database.db);
+    const directory = new Directory();
     const hasher = options.hasher ?? new SecretHasher(OWASP_ARGON2ID);
     // The app (and its metrics) is built after the service; decisions are counted once it is.
     let metrics: GatehouseApp['metrics'] | undefined = undefined;
@@ -82,6 +93,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       apis: new ApiStore(store),
       resources: new ResourceStore(store),
       keys,
+      directory,
     });
     const issuer = `${config.publicUrl}/oidc`;
     const managementAudience = `${config.publicUrl}/v1`;
@@ -93,11 +105,12 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
     const pdpVerifier = new AccessTokenVerifier({ keys, issuer, audience: [pdpAudience, managementAudience], clock });
     const pdp = new PdpService({
       catalog,
-      users: management.users,
-      services: management.services,
+      directory,
+      db: database.db,
       clock,
       onDecision: (domain, allowed, count) => metrics?.countDecision(domain, allowed, count),
     });
+    let changeListener: ChangeListener | undefined;
     const app = await buildApp({
       config,
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
@@ -105,9 +118,32 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       register: async (a) => {
         registerManagementRoutes(a, management, authenticate);
         await registerPdpRoutes(a, pdp, authenticateBearer(pdpVerifier), config.publicUrl);
+        // However the app is closed (close() below, or the graceful shutdown of `gatehouse
+        // serve`), the listener stops with it, before the database does.
+        a.addHook('onClose', async () => {
+          await changeListener?.stop();
+        });
       },
     });
     metrics = app.metrics;
+    try {
+      if (config.database.kind === 'postgres') {
+        changeListener = await startChangeListener({
+          url: config.database.url,
+          db: database.db,
+          catalog,
+          directory,
+          users: management.users,
+          services: management.services,
+          log: app.log,
+        });
+      } else {
+        await reloadEverything(database.db, catalog, directory, app.log);
+      }
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
     let closed = false;
     return {
       config,
@@ -115,6 +151,8 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       store,
       keys,
       catalog,
+      directory,
+      changeListener,
       management,
       issuer,
       managementAudience,

@@ -12,6 +12,7 @@
 
 import { validatePrincipalName, type PrincipalModel } from '@gatehouse/engine';
 import type { Transaction } from 'kysely';
+import { notifyChange } from './change-notice.js';
 import { ConflictError, NotFoundError, PreconditionFailedError } from './errors.js';
 import { explainConflict } from './explain-conflict.js';
 import { IssueCollector } from './issue-collector.js';
@@ -234,6 +235,8 @@ export class ServiceStore {
           updated_at: now,
         })
         .execute();
+      // The domain's notice recompiles it elsewhere; this one updates the nodes' directories.
+      await notifyChange(tx, this.store.database.kind, { kind: 'service', principal: `${d}.${n}` });
       const record = await this.getServiceIn(tx, d, n);
       return {
         record,
@@ -352,6 +355,7 @@ export class ServiceStore {
       const before = await this.getServiceIn(tx, d, n);
       await this.bump(tx, d, n, expectedRevision, before.revision, {});
       await tx.deleteFrom('services').where('domain', '=', d).where('name', '=', n).execute();
+      await notifyChange(tx, this.store.database.kind, { kind: 'service', principal: `${d}.${n}` });
       return {
         record: null,
         audit: { action: 'service.delete', objectType: 'service', objectName: n, before, after: null },

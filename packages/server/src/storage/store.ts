@@ -23,6 +23,7 @@ import {
 } from '@gatehouse/engine';
 import { sql, type Transaction } from 'kysely';
 import { appendAudit } from './audit-log.js';
+import { notifyChange } from './change-notice.js';
 import { ConflictError, constraintKind, NotFoundError, PreconditionFailedError } from './errors.js';
 import { loadDomainModel, memberEntryOf, type Queryable } from './load-domain-model.js';
 import type { OpenDatabase } from './open-database.js';
@@ -240,6 +241,8 @@ export class Store {
           .returning('revision')
           .executeTakeFirst();
         if (bumped === undefined) throw new NotFoundError('domain.not_found', `domain "${domain}" does not exist`);
+        // Other nodes reload the domain when (and only if) this transaction commits.
+        await notifyChange(tx, this.database.kind, { kind: 'domain', name: domain, revision: bumped.revision });
         const { record, audit, target } = await change(tx, now);
         let compiled: CompiledDomain | undefined;
         if (this.deferred) {
@@ -384,6 +387,7 @@ export class Store {
         let compiled: CompiledDomain | undefined;
         if (this.deferred) this.deferred.set(name, undefined);
         else compiled = await this.validateDomain(tx, name);
+        await notifyChange(tx, this.database.kind, { kind: 'domain', name, revision: 1 });
         const record = await this.getDomainIn(tx, name);
         await appendAudit(tx, {
           actor: ctx.actor,
@@ -516,6 +520,8 @@ export class Store {
           );
         }
         await tx.deleteFrom('domains').where('name', '=', domain).execute();
+        // Its services went with it (on delete cascade): other nodes drop those too.
+        await notifyChange(tx, this.database.kind, { kind: 'domain', name: domain, revision: null });
         await appendAudit(tx, {
           actor: ctx.actor,
           requestId: ctx.requestId,

@@ -13,6 +13,7 @@
 import { validatePrincipalName, type PrincipalModel } from '@gatehouse/engine';
 import type { Transaction } from 'kysely';
 import { appendAudit } from './audit-log.js';
+import { notifyChange } from './change-notice.js';
 import { ConflictError, NotFoundError, PreconditionFailedError } from './errors.js';
 import { explainConflict } from './explain-conflict.js';
 import { IssueCollector } from './issue-collector.js';
@@ -239,6 +240,7 @@ export class UserStore {
         })
         .execute();
       await this.insertExternalIds(tx, name, externalIds);
+      await notifyChange(tx, this.store.database.kind, { kind: 'user', name, revision: 1 });
       const record = await this.getUserIn(tx, name);
       return { result: record, action: 'user.create', name, before: null, after: record };
     });
@@ -298,7 +300,8 @@ export class UserStore {
       const before = await this.getUserIn(tx, user);
       const conflict = await this.conflictOf(tx, keys);
       if (conflict) throw conflict;
-      const set: Partial<UsersTable> = { revision: before.revision + 1, updated_at: now };
+      const revision = before.revision + 1;
+      const set: Partial<UsersTable> = { revision, updated_at: now };
       if (fields.email !== undefined) set.email = fields.email;
       if (fields.displayName !== undefined) set.display_name = fields.displayName;
       if (passwordHash !== undefined) set.password_hash = passwordHash;
@@ -308,6 +311,8 @@ export class UserStore {
         await tx.deleteFrom('user_external_ids').where('user_name', '=', user).execute();
         await this.insertExternalIds(tx, user, fields.externalIds);
       }
+      // Every update is sent, the password-only ones too: a notice does not say what changed.
+      await notifyChange(tx, this.store.database.kind, { kind: 'user', name: user, revision });
       const record = await this.getUserIn(tx, user);
       // The audit shows that the password changed, never what it is.
       const after = passwordHash !== undefined ? { ...record, passwordChanged: true } : record;
@@ -327,6 +332,7 @@ export class UserStore {
       const before = await this.getUserIn(tx, user);
       await tx.deleteFrom('user_external_ids').where('user_name', '=', user).execute();
       await tx.deleteFrom('users').where('name', '=', user).execute();
+      await notifyChange(tx, this.store.database.kind, { kind: 'user', name: user, revision: null });
       return { result: undefined, action: 'user.delete', name: user, before, after: null };
     });
   }

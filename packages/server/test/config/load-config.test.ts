@@ -49,6 +49,9 @@ describe('loadConfig: accepted values', () => {
   it.each([
     ['GATEHOUSE_ADMIN_PASSWORD', 'correct horse'],
     ['GATEHOUSE_TEST_DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/test'],
+    // docs/cli.md: apply and export --server read these.
+    ['GATEHOUSE_SERVER', 'http://127.0.0.1:8740'],
+    ['GATEHOUSE_TOKEN', 'eyJhbGciOiJFZERTQSJ9.e30.c2ln'],
   ])('lets %s be (read by other parts)', (name, value) => {
     expect(loadConfig({ [name]: value })).toEqual(DEFAULTS);
   });

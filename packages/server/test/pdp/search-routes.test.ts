@@ -88,6 +88,12 @@ describe('POST …/search/subject (#subject-search-api)', () => {
     expect(withProps.results.map((r) => r.id)).toEqual(['alice', 'bob', 'carol']);
   });
 
+  it('lists services by principal', async () => {
+    const index = { subject: { type: 'service' }, action: { name: 'index' }, resource: { type: 'book', id: '1' } };
+    expect((await search(SUBJECT, index)).results).toEqual([{ type: 'service', id: 'library.gateway' }]);
+    expect((await search(SUBJECT, { ...readBook, subject: { type: 'service' } })).results).toEqual([]);
+  });
+
   it('answers no results for a type that has no known subjects (c-4-6)', async () => {
     const body = await search(SUBJECT, { ...readBook, subject: { type: 'robot' } });
     expect(body).toEqual({ page: { next_token: '', count: 0 }, context: { revision: f.revision }, results: [] });
