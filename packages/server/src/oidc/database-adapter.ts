@@ -8,7 +8,8 @@
  *   provider calls `new Adapter(modelName)` once per model. Its contract is oidc-provider's
  *   example/my_adapter.js; what oidc-provider leaves open is decided here:
  * - `upsert` is one `insert … on conflict (model, id) do update` statement: atomic on both
- *   databases, no check-then-insert. It replaces the whole row, `consumed` included.
+ *   databases, no check-then-insert. It replaces the whole row, `consumed` included. The class's
+ *   `upsertMany` writes several rows of one model the same way, in one statement.
  * - `find`, `findByUid`, `findByUserCode` return undefined for a row past its expiry (`expiresIn`
  *   plus `clockToleranceSeconds`, against the injected clock); expired rows are deleted by
  *   `purgeExpired(limit)`, a bounded batch per call, oldest first — the runtime calls it on a timer.
@@ -64,6 +65,21 @@ export interface OidcAdapterClass {
    * `limit` is not an integer in 1..10,000.
    */
   purgeExpired(limit: number): Promise<number>;
+  /**
+   * Inserts or replaces several instances of `model` in one statement — all or none — as
+   * `upsert` does one (the last entry of a repeated id wins). For writers that batch (the JWT
+   * access token records, jwt-access-tokens.ts). Throws OidcPayloadError as `upsert` does,
+   * TypeError for a bad model name, RangeError for more than MAX_UPSERT_BATCH entries.
+   */
+  upsertMany(model: string, entries: readonly OidcUpsert[]): Promise<void>;
+}
+
+/** One instance for upsertMany: what `upsert` takes. */
+export interface OidcUpsert {
+  readonly id: string;
+  readonly payload: OidcPayload;
+  /** Seconds from now; never expires when undefined. */
+  readonly expiresIn?: number | undefined;
 }
 
 /** Options of createDatabaseAdapter. */
@@ -105,6 +121,9 @@ export const MAX_OIDC_KEY_LENGTH = 1024;
 
 /** Largest batch purgeExpired deletes in one statement. */
 export const MAX_PURGE_BATCH = 10_000;
+
+/** Most instances upsertMany writes in one statement (8 parameters each, within both databases' limits). */
+export const MAX_UPSERT_BATCH = 500;
 
 const MODEL_NAME = /^[A-Za-z][A-Za-z0-9]{0,63}$/;
 
@@ -199,6 +218,71 @@ export function createDatabaseAdapter(db: Kysely<Database>, options: DatabaseAda
       .execute();
   }
 
+  /** The row of one instance; throws OidcPayloadError for an id or payload that cannot be stored. */
+  function rowOf(
+    model: string,
+    id: string,
+    payload: OidcPayload,
+    expiresIn: number | undefined,
+    now: number,
+  ): OidcPayloadsTable {
+    if (!isStorableKey(id)) {
+      throw new OidcPayloadError(
+        'oidc.invalid_key',
+        `${model} id must be a string of 1 to ${MAX_OIDC_KEY_LENGTH} characters without NUL`,
+      );
+    }
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+      throw new OidcPayloadError('oidc.invalid_payload', `${model} payload must be a JSON object`);
+    }
+    if (expiresIn !== undefined && (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn))) {
+      throw new OidcPayloadError('oidc.invalid_payload', `${model} expiresIn must be a finite number of seconds`);
+    }
+    // `consumed` lives in its own column, so that consume is one conditional update.
+    const { consumed, ...rest } = payload;
+    let json: string;
+    try {
+      json = JSON.stringify(rest);
+    } catch (err) {
+      throw new OidcPayloadError('oidc.invalid_payload', `${model} payload is not JSON`, { cause: err });
+    }
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > maxPayloadBytes) {
+      throw new OidcPayloadError(
+        'oidc.payload_too_large',
+        `${model} payload is ${bytes} bytes; the limit is ${maxPayloadBytes}`,
+      );
+    }
+    return {
+      model,
+      id,
+      payload: json,
+      grant_id: keyOf(payload, 'grantId'),
+      user_code: keyOf(payload, 'userCode'),
+      uid: keyOf(payload, 'uid'),
+      expires_at: expiresIn === undefined ? null : Math.round(now + expiresIn * 1000 + toleranceMs),
+      consumed_at: typeof consumed === 'number' && consumed > 0 ? consumed * 1000 : consumed ? now : null,
+    };
+  }
+
+  /** Inserts or replaces `rows` in one statement: atomic on both databases. */
+  async function upsertRows(rows: OidcPayloadsTable[]): Promise<void> {
+    await db
+      .insertInto('oidc_payloads')
+      .values(rows)
+      .onConflict((oc) =>
+        oc.columns(['model', 'id']).doUpdateSet((eb) => ({
+          payload: eb.ref('excluded.payload'),
+          grant_id: eb.ref('excluded.grant_id'),
+          user_code: eb.ref('excluded.user_code'),
+          uid: eb.ref('excluded.uid'),
+          expires_at: eb.ref('excluded.expires_at'),
+          consumed_at: eb.ref('excluded.consumed_at'),
+        })),
+      )
+      .execute();
+  }
+
   function toPayload(row: Pick<OidcPayloadsTable, 'payload' | 'consumed_at'>): OidcPayload {
     const payload = JSON.parse(row.payload) as OidcPayload;
     if (row.consumed_at !== null) {
@@ -238,62 +322,20 @@ export function createDatabaseAdapter(db: Kysely<Database>, options: DatabaseAda
       return Number(result.numDeletedRows);
     }
 
-    async upsert(id: string, payload: OidcPayload, expiresIn?: number): Promise<void> {
-      if (!isStorableKey(id)) {
-        throw new OidcPayloadError(
-          'oidc.invalid_key',
-          `${this.model} id must be a string of 1 to ${MAX_OIDC_KEY_LENGTH} characters without NUL`,
-        );
-      }
-      if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-        throw new OidcPayloadError('oidc.invalid_payload', `${this.model} payload must be a JSON object`);
-      }
-      if (expiresIn !== undefined && (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn))) {
-        throw new OidcPayloadError(
-          'oidc.invalid_payload',
-          `${this.model} expiresIn must be a finite number of seconds`,
-        );
+    static async upsertMany(model: string, entries: readonly OidcUpsert[]): Promise<void> {
+      if (!MODEL_NAME.test(model)) throw new TypeError(`invalid oidc-provider model name: ${JSON.stringify(model)}`);
+      if (entries.length > MAX_UPSERT_BATCH) {
+        throw new RangeError(`upsertMany takes at most ${MAX_UPSERT_BATCH} entries, not ${entries.length}`);
       }
       const now = nowMs();
-      // `consumed` lives in its own column, so that consume is one conditional update.
-      const { consumed, ...rest } = payload;
-      let json: string;
-      try {
-        json = JSON.stringify(rest);
-      } catch (err) {
-        throw new OidcPayloadError('oidc.invalid_payload', `${this.model} payload is not JSON`, { cause: err });
-      }
-      const bytes = Buffer.byteLength(json, 'utf8');
-      if (bytes > maxPayloadBytes) {
-        throw new OidcPayloadError(
-          'oidc.payload_too_large',
-          `${this.model} payload is ${bytes} bytes; the limit is ${maxPayloadBytes}`,
-        );
-      }
-      const row: OidcPayloadsTable = {
-        model: this.model,
-        id,
-        payload: json,
-        grant_id: keyOf(payload, 'grantId'),
-        user_code: keyOf(payload, 'userCode'),
-        uid: keyOf(payload, 'uid'),
-        expires_at: expiresIn === undefined ? null : Math.round(now + expiresIn * 1000 + toleranceMs),
-        consumed_at: typeof consumed === 'number' && consumed > 0 ? consumed * 1000 : consumed ? now : null,
-      };
-      await db
-        .insertInto('oidc_payloads')
-        .values(row)
-        .onConflict((oc) =>
-          oc.columns(['model', 'id']).doUpdateSet((eb) => ({
-            payload: eb.ref('excluded.payload'),
-            grant_id: eb.ref('excluded.grant_id'),
-            user_code: eb.ref('excluded.user_code'),
-            uid: eb.ref('excluded.uid'),
-            expires_at: eb.ref('excluded.expires_at'),
-            consumed_at: eb.ref('excluded.consumed_at'),
-          })),
-        )
-        .execute();
+      // One statement may not touch a row twice (PostgreSQL refuses): the last entry of an id wins.
+      const byId = new Map<string, OidcPayloadsTable>();
+      for (const e of entries) byId.set(e.id, rowOf(model, e.id, e.payload, e.expiresIn, now));
+      if (byId.size > 0) await upsertRows([...byId.values()]);
+    }
+
+    async upsert(id: string, payload: OidcPayload, expiresIn?: number): Promise<void> {
+      await upsertRows([rowOf(this.model, id, payload, expiresIn, nowMs())]);
     }
 
     async find(id: string): Promise<OidcPayload | undefined> {

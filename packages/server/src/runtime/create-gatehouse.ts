@@ -1,8 +1,9 @@
 /**
  * Wires one Gatehouse node: the database (migrated), the store, the reserved domains, the keys,
- * the decision catalog and directory, the HTTP app with the management API and the AuthZEN
- * decision API, and — on PostgreSQL — the change listener that keeps the catalog and directory
- * current with other nodes' writes (docs/scale-out.md). `close()` releases it all.
+ * the decision catalog and directory, the HTTP app with the management API, the AuthZEN
+ * decision API and the OpenID Connect provider at `/oidc`, and — on PostgreSQL — the change
+ * listener that keeps the catalog and directory current with other nodes' writes
+ * (docs/scale-out.md). `close()` releases it all.
  */
 
 import type { ServerConfig } from '../config/load-config.js';
@@ -19,6 +20,9 @@ import { registerPdpRoutes } from '../pdp/pdp-routes.js';
 import { PdpService } from '../pdp/pdp-service.js';
 import { ApiStore } from '../storage/api-store.js';
 import { ClientStore } from '../storage/client-store.js';
+import type { OidcProviderHolder } from '../oidc/create-oidc-provider.js';
+import { loadOidcProvider } from '../oidc/load-oidc-provider.js';
+import { registerOidc } from '../oidc/oidc-routes.js';
 import { openDatabase } from '../storage/open-database.js';
 import { ResourceStore } from '../storage/resource-store.js';
 import { OWASP_ARGON2ID, SecretHasher } from '../storage/secret-hasher.js';
@@ -50,6 +54,8 @@ export interface Gatehouse {
   readonly pdpAudience: string;
   /** The AuthZEN decision service behind `/pdp/<domain>`. */
   readonly pdp: PdpService;
+  /** The OpenID Connect provider mounted at `/oidc` (docs/oidc.md). */
+  readonly oidc: OidcProviderHolder;
   /** Closes the app, the change listener and the database. */
   close(): Promise<void>;
 }
@@ -68,6 +74,8 @@ export interface CreateGatehouseOptions {
 /** Builds a node from its configuration; nothing listens until `app.listen`. */
 export async function createGatehouse(config: ServerConfig, options: CreateGatehouseOptions = {}): Promise<Gatehouse> {
   const clock = options.clock ?? (() => new Date());
+  // Importing oidc-provider takes a few hundred milliseconds: overlap it with opening the database.
+  void loadOidcProvider().catch(() => undefined);
   const database = await openDatabase(config.database);
   try {
     const store = new Store(database, { clock });
@@ -111,6 +119,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       onDecision: (domain, allowed, count) => metrics?.countDecision(domain, allowed, count),
     });
     let changeListener: ChangeListener | undefined;
+    let oidc: OidcProviderHolder | undefined;
     const app = await buildApp({
       config,
       ...(options.logger !== undefined ? { logger: options.logger } : {}),
@@ -118,6 +127,18 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       register: async (a) => {
         registerManagementRoutes(a, management, authenticate);
         await registerPdpRoutes(a, pdp, authenticateBearer(pdpVerifier), config.publicUrl);
+        oidc = await registerOidc(a, {
+          db: database.db,
+          keys,
+          catalog,
+          users: management.users,
+          hasher,
+          publicUrl: config.publicUrl,
+          accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+          trustProxy: config.trustProxy,
+          masterKey: config.masterKey,
+          clock,
+        });
         // However the app is closed (close() below, or the graceful shutdown of `gatehouse
         // serve`), the listener stops with it, before the database does.
         a.addHook('onClose', async () => {
@@ -158,6 +179,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       managementAudience,
       pdpAudience,
       pdp,
+      oidc: oidc as OidcProviderHolder,
       async close() {
         if (closed) return;
         closed = true;

@@ -1,19 +1,20 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
-// @ts-expect-error oidc-provider ships no types (DefinitelyTyped has @types/oidc-provider, not installed yet)
-import { Provider } from 'oidc-provider';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createDatabaseAdapter,
   GRANT_BOUND_MODELS,
   MAX_OIDC_KEY_LENGTH,
+  MAX_UPSERT_BATCH,
+  DEFAULT_MAX_PAYLOAD_BYTES,
   OidcConsumeError,
   OidcPayloadError,
   type DatabaseAdapterOptions,
   type OidcAdapterClass,
 } from '../../src/oidc/database-adapter.js';
+import { loadOidcProvider } from '../../src/oidc/load-oidc-provider.js';
 import { TEST_DATABASE_KINDS, type TestDatabase } from '../storage/test-databases.js';
 
 const START = new Date('2026-06-01T00:00:00Z');
@@ -255,6 +256,39 @@ describe.each(TEST_DATABASE_KINDS)('oidc-provider database adapter on $name', (k
     expect(await rowCount()).toBe(GRANT_BOUND_MODELS.length + 3);
   });
 
+  it('writes many rows of one model in one upsertMany, as upsert writes one: all or none', async () => {
+    const tokens = new Adapter('AccessToken');
+    await tokens.upsert('a', { old: true }, 60);
+    await Adapter.upsertMany('AccessToken', [
+      { id: 'a', payload: { jti: 'a', grantId: 'g1' }, expiresIn: 600 },
+      { id: 'b', payload: { jti: 'b', consumed: START_SECONDS }, expiresIn: 600 },
+      { id: 'c', payload: { jti: 'c-first' } },
+      { id: 'c', payload: { jti: 'c-last' } },
+    ]);
+    expect(await tokens.find('a')).toEqual({ jti: 'a', grantId: 'g1' });
+    expect(await tokens.find('b')).toEqual({ jti: 'b', consumed: START_SECONDS });
+    // The last entry of an id wins; an entry without expiresIn never expires.
+    advance(10 * 365 * 24 * 3600 * 1000);
+    expect(await tokens.find('c')).toEqual({ jti: 'c-last' });
+    expect(await tokens.find('a')).toBeUndefined();
+    await tokens.revokeByGrantId('g1');
+    expect(await rowCount()).toBe(2);
+
+    // One bad entry, and nothing of the batch is written.
+    await expect(
+      Adapter.upsertMany('AccessToken', [
+        { id: 'd', payload: { jti: 'd' }, expiresIn: 60 },
+        { id: 'e', payload: { big: 'x'.repeat(DEFAULT_MAX_PAYLOAD_BYTES) }, expiresIn: 60 },
+      ]),
+    ).rejects.toMatchObject({ code: 'oidc.payload_too_large' });
+    expect(await tokens.find('d')).toBeUndefined();
+    await Adapter.upsertMany('AccessToken', []);
+    const tooMany = Array.from({ length: MAX_UPSERT_BATCH + 1 }, (_, i) => ({ id: `t${i}`, payload: {} }));
+    await expect(Adapter.upsertMany('AccessToken', tooMany)).rejects.toThrow(RangeError);
+    await expect(Adapter.upsertMany('Bad Model', [])).rejects.toThrow(TypeError);
+    expect(await rowCount()).toBe(2);
+  });
+
   it('serialises concurrent upserts: one whole payload wins for one id, none is lost across ids', async () => {
     const tokens = new Adapter('AccessToken');
     const writers = Array.from({ length: 20 }, (_, i) => ({ writer: i, data: 'x'.repeat(100 + i) }));
@@ -314,11 +348,13 @@ describe.each(TEST_DATABASE_KINDS)('oidc-provider database adapter on $name', (k
       const { privateKey } = await generateKeyPair('EdDSA', { extractable: true });
       const ownTokenOnly = async (_ctx: unknown, client: { clientId: string }, token: { clientId: string }) =>
         token.clientId === client.clientId;
-      let handler: (req: unknown, res: unknown) => void = () => {};
+      let handler: (req: IncomingMessage, res: ServerResponse) => unknown = () => undefined;
       server = createServer((req, res) => handler(req, res));
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      // Loaded as the server loads it (without the Node.js 20 notice on the console).
+      const { Provider } = (await loadOidcProvider()).module;
       const provider = new Provider(base, {
         adapter: createDatabaseAdapter(t.open.db),
         clients: [
