@@ -218,6 +218,15 @@ export class ClientStore {
     });
     if (clientId !== undefined && !CLIENT_ID.test(clientId)) {
       c.add('clientId', 'client.invalid_client_id', `client id "${clientId}" may hold only A-Z a-z 0-9 . _ ~ -`);
+    } else if (clientId !== undefined && clientId.includes('.') && !clientId.toLowerCase().startsWith(`${d}.`)) {
+      // A client-credentials token names its client as `sub`, and decisions match principals by
+      // their dotted domain prefix (`library.*`): a client of one domain must never be able to
+      // pass for a principal of another (`library.reader` created in domain `shop`, `user.root`).
+      c.add(
+        'clientId',
+        'client.invalid_client_id',
+        `client id "${clientId}" has a dot, so it must start with the client's domain: "${d}.…" (or use no dot)`,
+      );
     }
     const name = this.checkName(c, input.name);
     const type = input.type;

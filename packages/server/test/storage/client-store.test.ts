@@ -113,6 +113,10 @@ describe.each(TEST_DATABASE_KINDS)('client store on $name', (kind) => {
     ['a client id with a space', { clientId: 'library web' }, [['clientId', 'client.invalid_client_id']]],
     ['a client id with a slash', { clientId: 'library/web' }, [['clientId', 'client.invalid_client_id']]],
     ['a client id too long', { clientId: 'c'.repeat(257) }, [['clientId', 'client.invalid_client_id']]],
+    // A dotted client id is a principal of the client's own domain, never of another.
+    ['a client id in another domain', { clientId: 'shop.web' }, [['clientId', 'client.invalid_client_id']]],
+    ['a client id naming a user', { clientId: 'user.root' }, [['clientId', 'client.invalid_client_id']]],
+    ['a client id in a parent domain', { clientId: 'librar.web' }, [['clientId', 'client.invalid_client_id']]],
     ['a name too long', { name: 'n'.repeat(257) }, [['name', 'client.invalid_name']]],
     ['an unknown type', { type: 'native' as 'public' }, [['type', 'client.invalid_type']]],
     ['a secret on a public client', { secret: SECRET }, [['secret', 'client.secret_not_allowed']]],
@@ -195,7 +199,9 @@ describe.each(TEST_DATABASE_KINDS)('client store on $name', (kind) => {
       message: expect.stringContaining('"library-web"'),
     });
     await new ServiceStore(store, { hasher: cheapHasher() }).createService('library', { name: 'indexer' }, ctx);
-    await expect(clients.createClient('shop', { ...backend, clientId: 'Library.Indexer' }, ctx)).rejects.toMatchObject({
+    await expect(
+      clients.createClient('library', { ...backend, clientId: 'Library.Indexer' }, ctx),
+    ).rejects.toMatchObject({
       code: 'client.exists',
       message: expect.stringContaining('service library.indexer'),
     });
