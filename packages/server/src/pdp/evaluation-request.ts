@@ -143,22 +143,51 @@ function checkAction(v: unknown, where: string): string | undefined {
   return checkString(v.name, `${where}/name`, ENTITY_LIMITS.action) ?? checkProperties(v, where);
 }
 
-type Member = [value: unknown, pointer: string];
+/** The four members of an evaluation. */
+type Members = Record<MemberKey, unknown>;
+type MemberKey = 'subject' | 'action' | 'resource' | 'context';
 
-function assemble(subject: Member, action: Member, resource: Member, context: Member): EvaluationRequest | string {
-  const problem =
-    checkTyped(...subject) ??
-    checkAction(...action) ??
-    checkTyped(...resource) ??
-    (context[0] === undefined || isObject(context[0]) ? undefined : `${context[1]} must be an object`);
-  if (problem !== undefined) return problem;
+function isText(v: unknown, max: number): boolean {
+  return typeof v === 'string' && v.length > 0 && v.length <= max;
+}
+
+function isTyped(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    isText(v.type, ENTITY_LIMITS.type) &&
+    isText(v.id, ENTITY_LIMITS.id) &&
+    (v.properties === undefined || isObject(v.properties))
+  );
+}
+
+function isAction(v: unknown): boolean {
+  return isObject(v) && isText(v.name, ENTITY_LIMITS.action) && (v.properties === undefined || isObject(v.properties));
+}
+
+/** The request the members make, or undefined when one is missing or wrongly typed (see explain). */
+function assemble(m: Members): EvaluationRequest | undefined {
+  // The common case — a good request — is checked without building a single pointer or closure
+  // (a batch has up to 1,000 items); `explain` builds the message when there is a problem.
+  const ok =
+    isTyped(m.subject) && isAction(m.action) && isTyped(m.resource) && (m.context === undefined || isObject(m.context));
+  if (!ok) return undefined;
   const request: EvaluationRequest = {
-    subject: subject[0] as Subject,
-    action: action[0] as Action,
-    resource: resource[0] as Resource,
+    subject: m.subject as Subject,
+    action: m.action as Action,
+    resource: m.resource as Resource,
   };
-  if (context[0] !== undefined) request.context = context[0] as Record<string, unknown>;
+  if (m.context !== undefined) request.context = m.context as Record<string, unknown>;
   return request;
+}
+
+/** The message naming the first problem of members assemble refused; `where` gives a member's pointer. */
+function explain(m: Members, where: (key: MemberKey) => string): string {
+  return (
+    checkTyped(m.subject, where('subject')) ??
+    checkAction(m.action, where('action')) ??
+    checkTyped(m.resource, where('resource')) ??
+    `${where('context')} must be an object`
+  );
 }
 
 /**
@@ -166,13 +195,16 @@ function assemble(subject: Member, action: Member, resource: Member, context: Me
  * items): the request, or a message naming the first problem (`/subject is required`).
  */
 export function parseEvaluation(body: Omit<EvaluationsRequest, 'evaluations' | 'options'>): EvaluationRequest | string {
-  return assemble(
-    [body.subject, '/subject'],
-    [body.action, '/action'],
-    [body.resource, '/resource'],
-    [body.context, '/context'],
-  );
+  const m: Members = { subject: body.subject, action: body.action, resource: body.resource, context: body.context };
+  return assemble(m) ?? explain(m, (key) => `/${key}`);
 }
+
+/** Whether an item's member `key` is its own (else it is the top-level default). */
+function isOwn(item: Record<string, unknown>, defaults: Defaults, key: MemberKey): boolean {
+  return Object.hasOwn(item, key) || defaults[key] === undefined;
+}
+
+type Defaults = Omit<EvaluationsRequest, 'evaluations' | 'options'>;
 
 /**
  * The evaluation request item `index` of a batch stands for: each of subject, action, resource
@@ -181,30 +213,15 @@ export function parseEvaluation(body: Omit<EvaluationsRequest, 'evaluations' | '
  * (`/evaluations/1/subject is required`, `/subject/id must be a string` for a bad default);
  * never throws.
  */
-export function parseEvaluationItem(
-  item: unknown,
-  index: number,
-  defaults: Omit<EvaluationsRequest, 'evaluations' | 'options'>,
-): EvaluationRequest | string {
+export function parseEvaluationItem(item: unknown, index: number, defaults: Defaults): EvaluationRequest | string {
   if (!isObject(item)) return `/evaluations/${index} must be an object`;
-  return assemble(
-    pick(item, index, defaults, 'subject'),
-    pick(item, index, defaults, 'action'),
-    pick(item, index, defaults, 'resource'),
-    pick(item, index, defaults, 'context'),
-  );
-}
-
-/** An item's own member `key`, else the top-level default, with the pointer to where it came from. */
-function pick(
-  item: Record<string, unknown>,
-  index: number,
-  defaults: Omit<EvaluationsRequest, 'evaluations' | 'options'>,
-  key: 'subject' | 'action' | 'resource' | 'context',
-): Member {
-  return Object.hasOwn(item, key) || defaults[key] === undefined
-    ? [item[key], `/evaluations/${index}/${key}`]
-    : [defaults[key], `/${key}`];
+  const m: Members = {
+    subject: isOwn(item, defaults, 'subject') ? item.subject : defaults.subject,
+    action: isOwn(item, defaults, 'action') ? item.action : defaults.action,
+    resource: isOwn(item, defaults, 'resource') ? item.resource : defaults.resource,
+    context: isOwn(item, defaults, 'context') ? item.context : defaults.context,
+  };
+  return assemble(m) ?? explain(m, (key) => (isOwn(item, defaults, key) ? `/evaluations/${index}/${key}` : `/${key}`));
 }
 
 /**
