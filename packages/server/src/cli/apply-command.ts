@@ -6,6 +6,9 @@ import { countPlan, formatPlan, type ApplyPlan } from '../apply/plan-apply.js';
 import { ensureReservedDomains } from '../runtime/ensure-reserved-domains.js';
 import type { Queryable } from '../storage/load-domain-model.js';
 import { ValidationError, type Store } from '../storage/store.js';
+import { normalizeServerUrl } from './credentials-store.js';
+import { tokenForServer, type LoginEnvironment, type ServerToken } from './login-command.js';
+import { request } from './oauth-client.js';
 import { CommandError, configFromEnv, withStore, type CommandOutput } from './run-operator-command.js';
 
 /** Options of `gatehouse apply`. */
@@ -43,9 +46,13 @@ function summary(plan: ApplyPlan): string {
  * `gatehouse apply -f FILE`: prints the plan, then makes the change in one transaction. Errors in
  * the file are printed with line and column (exit 1); "No changes." when the store matches.
  */
-export async function runApply(options: ApplyCommandOptions, output: CommandOutput): Promise<void> {
+export async function runApply(
+  options: ApplyCommandOptions,
+  output: CommandOutput,
+  environment: LoginEnvironment = {},
+): Promise<void> {
   const text = readText(options.file);
-  if (options.server !== undefined) return runRemoteApply(options, text, output);
+  if (options.server !== undefined) return runRemoteApply(options, text, output, environment);
   const config = configFromEnv();
   await withStore(config, async (store) => {
     await ensureReservedDomains(store);
@@ -88,7 +95,18 @@ async function applyOrExplain(store: Store, parsed: ParsedConfig, options: Param
   }
 }
 
-async function runRemoteApply(options: ApplyCommandOptions, text: string, output: CommandOutput): Promise<void> {
+/** The problem of a failed server call, with a hint to log in again when a stored token was refused. */
+function remoteProblem(what: string, status: number, detail: string, auth: ServerToken, server: string): string {
+  const hint = status === 401 && auth.stored ? `; run gatehouse login --server ${server}` : '';
+  return `${what}: ${detail}${hint}`;
+}
+
+async function runRemoteApply(
+  options: ApplyCommandOptions,
+  text: string,
+  output: CommandOutput,
+  environment: LoginEnvironment,
+): Promise<void> {
   const parsed = parseConfigFile(options.file, text, { lookupDomain: () => ({ groups: new Set() }) });
   const own = parsed.issues.filter(
     (i) => i.code !== 'group.not_found' && i.code !== 'domain.not_found' && i.code !== 'domain.parent_not_found',
@@ -96,24 +114,38 @@ async function runRemoteApply(options: ApplyCommandOptions, text: string, output
   if (own.length > 0) throw new CommandError(`${formatFileIssues(own)}\nnothing was changed`);
   if (parsed.config.users.length > 0)
     throw new CommandError('users cannot be applied through --server yet; apply them locally');
-  if (!options.token) throw new CommandError('--server needs --token (or GATEHOUSE_TOKEN)');
-  const base = options.server!.replace(/\/$/, '');
+  const base = normalizeServerUrl(options.server!);
+  const auth = await tokenForServer(base, options.token, output, environment);
   const { stringify } = await import('yaml');
   // Each domain is imported on its own through the API (one transaction per domain).
   for (const [i, d] of parsed.config.domains.entries()) {
     const raw = (parsed as unknown as { config: { domains: unknown[] } }).config.domains[i];
     const body = JSON.stringify({ config: stringify({ domains: [raw] }) });
     for (const dryRun of options.dryRun ? [true] : [true, false]) {
-      const res = await fetch(
+      const res = await request(
         `${base}/v1/domains/${encodeURIComponent(d.name.toLowerCase())}/import${dryRun ? '?dryRun=true' : ''}`,
         {
           method: 'POST',
-          headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+          headers: { authorization: `Bearer ${auth.token}`, 'content-type': 'application/json' },
           body,
         },
       );
-      const json = (await res.json()) as { changes?: ApplyPlan['changes']; detail?: string; code?: string };
-      if (!res.ok) throw new CommandError(`${d.name}: ${json.detail ?? res.statusText} (${json.code ?? res.status})`);
+      const json = (await res.json().catch(() => ({}))) as {
+        changes?: ApplyPlan['changes'];
+        detail?: string;
+        code?: string;
+      };
+      if (!res.ok) {
+        throw new CommandError(
+          remoteProblem(
+            d.name,
+            res.status,
+            `${json.detail ?? res.statusText} (${json.code ?? res.status})`,
+            auth,
+            base,
+          ),
+        );
+      }
       const plan = { changes: json.changes ?? [] };
       if (dryRun) output.out(`${d.name}:\n${formatPlan(plan)}`);
       else output.out(summary(plan));
@@ -127,17 +159,20 @@ export async function runExport(
   domains: string[],
   options: { server?: string; token?: string },
   output: CommandOutput,
+  environment: LoginEnvironment = {},
 ): Promise<void> {
   if (options.server !== undefined) {
-    if (!options.token) throw new CommandError('--server needs --token (or GATEHOUSE_TOKEN)');
     if (domains.length === 0) throw new CommandError('name the domains to export from a server');
+    const base = normalizeServerUrl(options.server);
+    const auth = await tokenForServer(base, options.token, output, environment);
     const { parse, stringify } = await import('yaml');
     const all: unknown[] = [];
     for (const d of domains) {
-      const res = await fetch(`${options.server.replace(/\/$/, '')}/v1/domains/${encodeURIComponent(d)}/export`, {
-        headers: { authorization: `Bearer ${options.token}` },
+      const res = await request(`${base}/v1/domains/${encodeURIComponent(d)}/export`, {
+        headers: { authorization: `Bearer ${auth.token}` },
       });
-      if (!res.ok) throw new CommandError(`${d}: ${res.status} ${await res.text()}`);
+      if (!res.ok)
+        throw new CommandError(remoteProblem(d, res.status, `${res.status} ${await res.text()}`, auth, base));
       all.push(...((parse(await res.text()) as { domains: unknown[] }).domains ?? []));
     }
     output.out(stringify({ domains: all }, { lineWidth: 0 }));

@@ -77,6 +77,8 @@ export const CONFIG_VARIABLES = [
 /** GATEHOUSE_* variables that other parts read (`gatehouse init`, the test suites); loadConfig lets them be. */
 export const OTHER_GATEHOUSE_VARIABLES = [
   'GATEHOUSE_ADMIN_PASSWORD',
+  'GATEHOUSE_CLIENT_SECRET',
+  'GATEHOUSE_CONFIG_DIR',
   'GATEHOUSE_SERVER',
   'GATEHOUSE_TEST_DATABASE_URL',
   'GATEHOUSE_TOKEN',

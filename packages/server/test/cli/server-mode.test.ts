@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runApply, runExport } from '../../src/cli/apply-command.js';
 import type { CommandOutput } from '../../src/cli/run-operator-command.js';
@@ -69,12 +70,38 @@ describe('apply and export with --server', () => {
     expect(exported.stdout[0]).toContain('- name: readers');
   });
 
+  it('says which server it cannot reach, instead of a bare fetch error', async () => {
+    const file = join(dir, 'unreachable.yaml');
+    writeFileSync(file, 'domains:\n  - name: library\n');
+    // A loopback port nothing listens on any more.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const server = `http://127.0.0.1:${port}`;
+    await expect(runApply({ file, server, token }, capture())).rejects.toThrow(
+      `cannot reach ${server}/v1/domains/library/import?dryRun=true: ECONNREFUSED`,
+    );
+    await expect(runExport(['library'], { server, token }, capture())).rejects.toThrow(
+      `cannot reach ${server}/v1/domains/library/export: ECONNREFUSED`,
+    );
+  });
+
   it('refuses what the caller may not change', async () => {
     const file = join(dir, 'shop.yaml');
     writeFileSync(file, 'domains:\n  - name: shop\n');
     await expect(runApply({ file, server: url, token }, capture())).rejects.toThrow(
       /shop: .*\(management\.forbidden\)|shop: .*\(domain\.not_found\)/,
     );
-    await expect(runApply({ file, server: url }, capture())).rejects.toThrow('--server needs --token');
+    // Without a token and without a stored login (an empty configuration directory: the test never
+    // reads the real ~/.config/gatehouse).
+    process.env.GATEHOUSE_CONFIG_DIR = join(dir, 'no-login');
+    try {
+      await expect(runApply({ file, server: url }, capture())).rejects.toThrow(
+        /--server needs --token|gatehouse login/,
+      );
+    } finally {
+      delete process.env.GATEHOUSE_CONFIG_DIR;
+    }
   });
 });
