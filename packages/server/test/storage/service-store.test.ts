@@ -141,9 +141,9 @@ describe.each(TEST_DATABASE_KINDS)('service store on $name', (kind) => {
       code: 'service.exists',
       message: expect.stringContaining('library.indexer'),
     });
-    await store.createDomain({ name: 'shop' }, ctx);
+    // A dotted client id lives in its own domain's namespace (client-store.ts).
     await new ClientStore(store, { hasher: cheapHasher() }).createClient(
-      'shop',
+      'library',
       { clientId: 'Library.Crawler', type: 'confidential', grantTypes: ['client_credentials'] },
       ctx,
     );
