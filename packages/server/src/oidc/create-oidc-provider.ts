@@ -17,6 +17,11 @@
  *   revocation and userinfo accept them;
  * - accounts: our users; ID token and userinfo claims `sub name email email_verified` by scope plus
  *   `org_id`, `roles`, `features`;
+ * - grants: remembered per account and client, granted without consent to first-party clients,
+ *   with what policy denies recorded as rejected (remembered-grants.ts); the login and consent
+ *   pages that make them are interaction-routes.ts;
+ * - refresh tokens to every client allowed the refresh_token grant (bound to the session unless
+ *   offline_access was granted), rotated at every use;
  * - `scope_rejected` in token responses (post-processing middleware).
  *
  * Time: oidc-provider reads the system clock itself (helpers/epoch_time.js). `clock` drives our
@@ -60,6 +65,7 @@ import {
 import { loadOidcProvider, type OidcProviderExports } from './load-oidc-provider.js';
 import { ClientLookup, gatehouseFactsOf, GATEHOUSE_CLIENT_METADATA } from './oidc-clients.js';
 import { logoutSource, postLogoutSuccessSource, renderError } from './oidc-pages.js';
+import { createLoadExistingGrant, RememberedGrants } from './remembered-grants.js';
 import { loadSigningKeySet, signingKeyFingerprint, type SigningKeySet } from './signing-keys.js';
 import { decideScopes, identityClaimsFor, tokenFactsFor, type TokenApi, type TokenFacts } from './token-claims.js';
 import { findApiRow, listApiAudiences } from './token-plane-reads.js';
@@ -76,8 +82,14 @@ export interface OidcProviderParts {
   db: Kysely<Database>;
   keys: KeyService;
   catalog: CatalogHolder;
-  /** Accounts: users by name (NotFoundError when there is none). */
-  users: { getUser(name: string): Promise<UserRecord> };
+  /**
+   * Accounts: users by name (NotFoundError when there is none), and their password check (false
+   * for an unknown user too, after the time of a real check).
+   */
+  users: {
+    getUser(name: string): Promise<UserRecord>;
+    verifyPassword(name: string, password: string): Promise<boolean>;
+  };
   /** Verifies client and service secrets against their argon2id hashes (the stores' hasher). */
   hasher: Pick<SecretHasher, 'verify'>;
   /** GATEHOUSE_PUBLIC_URL: the issuer is `{publicUrl}/oidc`. */
@@ -140,6 +152,8 @@ const ASYMMETRIC_ALGS = [
 /** What we sign with: the KeyService's algorithms. */
 const OWN_ALGS = ['EdDSA', 'ES256'];
 const FOURTEEN_DAYS = 14 * 24 * 60 * 60;
+/** How long a grant (a consent) lives: `ttl.Grant`. */
+export const GRANT_TTL_SECONDS = FOURTEEN_DAYS;
 
 /** One built provider and what it was built from. */
 export interface ProviderHandle {
@@ -183,11 +197,15 @@ export class OidcProviderHolder {
   readonly jwtAccessTokens: JwtAccessTokenStore;
   /** Clients and services by client_id (briefly remembered, see ClientLookup). */
   readonly clients: ClientLookup;
+  /** What users allowed clients, by account and client (remembered-grants.ts). */
+  readonly rememberedGrants: RememberedGrants;
+  /** oidc-provider's cookie keys (cookie-keys.ts); the form tokens derive theirs from the first. */
+  readonly cookieKeys: readonly string[];
 
   readonly #module: OidcProviderExports;
   readonly #parts: OidcProviderParts;
   readonly #clock: () => Date;
-  readonly #cookieKeys: string[];
+  readonly #ownAudiences: ReadonlyMap<string, TokenApi>;
   readonly #refusedJwts = new WeakSet<KoaContextWithOIDC>();
   /** APIs by resource indicator, each with its domain's revision when it was read. */
   readonly #apis = new Map<string, { api: TokenApi; revision: number; atMs: number }>();
@@ -204,8 +222,15 @@ export class OidcProviderHolder {
     this.runtimeNotice = runtimeNotice;
     this.#parts = parts;
     this.#clock = parts.clock ?? (() => new Date());
-    this.#cookieKeys = cookieKeys;
+    this.cookieKeys = cookieKeys;
     this.issuer = `${parts.publicUrl}/oidc`;
+    this.#ownAudiences = new Map<string, TokenApi>(
+      (parts.ownAudiences ?? [`${parts.publicUrl}/v1`, `${parts.publicUrl}/pdp`]).map((audience) => [
+        audience,
+        { domain: undefined, audience, scopes: [], permissionsClaim: false },
+      ]),
+    );
+    this.rememberedGrants = new RememberedGrants(parts.db, this.#clock, GRANT_TTL_SECONDS);
     this.Adapter = createDatabaseAdapter(parts.db, {
       clock: this.#clock,
       clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
@@ -295,6 +320,45 @@ export class OidcProviderHolder {
     }
   }
 
+  /**
+   * The resource server `resource` names (RFC 8707): an API of an enabled domain, or one of the
+   * server's own audiences; undefined when there is none. APIs are remembered while their
+   * domain's revision is unchanged, API_CACHE_TTL_MS at most. Passes database errors through.
+   */
+  async findTokenApi(resource: string): Promise<TokenApi | undefined> {
+    const own = this.#ownAudiences.get(resource);
+    if (own !== undefined) return own;
+    const catalog = (): Catalog => this.#parts.catalog.catalog;
+    const apiCache = this.#apis;
+    const nowMs = this.#clock().getTime();
+    const cached = apiCache.get(resource);
+    if (cached !== undefined) {
+      // Every write to an API bumps its domain's revision, and the catalog holds the domain at
+      // that revision before the write returns on this node (other nodes: the change feed).
+      const domain = catalog().domains.get(cached.api.domain ?? '');
+      if (domain?.revision === cached.revision && nowMs - cached.atMs < API_CACHE_TTL_MS) {
+        return domain.enabled ? cached.api : undefined;
+      }
+      apiCache.delete(resource);
+    }
+    // The catalog as it was before the query (it is replaced whole on every change): a write
+    // landing meanwhile leaves the entry tagged with an older revision, so it is read again.
+    const before = catalog();
+    const row = await findApiRow(this.#parts.db, resource);
+    if (row === undefined) return undefined;
+    const domain = before.domains.get(row.domain);
+    if (domain === undefined || !domain.enabled) return undefined;
+    const api: TokenApi = {
+      domain: row.domain,
+      audience: row.audience,
+      scopes: row.scopes,
+      permissionsClaim: row.permissionsClaim,
+    };
+    if (apiCache.size >= API_CACHE_MAX_ENTRIES) apiCache.delete(apiCache.keys().next().value as string);
+    apiCache.set(resource, { api, revision: domain.revision, atMs: nowMs });
+    return api;
+  }
+
   /** Builds a Provider signing with `set` (see the module comment for what each option is for). */
   #build(set: SigningKeySet): Provider {
     const { Provider: ProviderClass, errors } = this.#module;
@@ -302,12 +366,7 @@ export class OidcProviderHolder {
     const clock = this.#clock;
     const catalog = (): Catalog => parts.catalog.catalog;
     const issuerPath = new URL(this.issuer).pathname;
-    const ownAudiences = new Map<string, TokenApi>(
-      (parts.ownAudiences ?? [`${parts.publicUrl}/v1`, `${parts.publicUrl}/pdp`]).map((audience) => [
-        audience,
-        { domain: undefined, audience, scopes: [], permissionsClaim: false },
-      ]),
-    );
+    const ownAudiences = this.#ownAudiences;
     const jwtStore = this.jwtAccessTokens;
     const secretCache = this.secretCache;
     const DbAdapter = this.Adapter;
@@ -362,38 +421,7 @@ export class OidcProviderHolder {
       );
     };
 
-    const apiCache = this.#apis;
-    const resolveApi = async (resource: string): Promise<TokenApi | undefined> => {
-      const own = ownAudiences.get(resource);
-      if (own !== undefined) return own;
-      const nowMs = clock().getTime();
-      const cached = apiCache.get(resource);
-      if (cached !== undefined) {
-        // Every write to an API bumps its domain's revision, and the catalog holds the domain at
-        // that revision before the write returns on this node (other nodes: the change feed).
-        const domain = catalog().domains.get(cached.api.domain ?? '');
-        if (domain?.revision === cached.revision && nowMs - cached.atMs < API_CACHE_TTL_MS) {
-          return domain.enabled ? cached.api : undefined;
-        }
-        apiCache.delete(resource);
-      }
-      // The catalog as it was before the query (it is replaced whole on every change): a write
-      // landing meanwhile leaves the entry tagged with an older revision, so it is read again.
-      const before = catalog();
-      const row = await findApiRow(parts.db, resource);
-      if (row === undefined) return undefined;
-      const domain = before.domains.get(row.domain);
-      if (domain === undefined || !domain.enabled) return undefined;
-      const api: TokenApi = {
-        domain: row.domain,
-        audience: row.audience,
-        scopes: row.scopes,
-        permissionsClaim: row.permissionsClaim,
-      };
-      if (apiCache.size >= API_CACHE_MAX_ENTRIES) apiCache.delete(apiCache.keys().next().value as string);
-      apiCache.set(resource, { api, revision: domain.revision, atMs: nowMs });
-      return api;
-    };
+    const resolveApi = (resource: string): Promise<TokenApi | undefined> => this.findTokenApi(resource);
 
     const apiOfToken = (ctx: KoaContextWithOIDC | undefined, token: BaseToken): TokenApi | undefined => {
       const aud = Array.isArray(token.aud) ? token.aud[0] : token.aud;
@@ -610,7 +638,7 @@ export class OidcProviderHolder {
     const configuration: Configuration = {
       adapter: StorageAdapter,
       jwks: { keys: set.keys },
-      cookies: { keys: this.#cookieKeys },
+      cookies: { keys: [...this.cookieKeys] },
       scopes: OIDC_SCOPES,
       claims: { openid: ['sub', 'org_id', 'roles', 'features'], profile: ['name'], email: ['email', 'email_verified'] },
       responseTypes: ['code'],
@@ -651,8 +679,13 @@ export class OidcProviderHolder {
       formats: { customizers: { jwt: customizeJwt } },
       extraTokenClaims,
       findAccount,
-      // The login and consent pages (issue 4, still to come) live under the issuer's path.
+      // The login and consent pages (interaction-routes.ts) live under the issuer's path.
       interactions: { url: (_ctx, interaction) => `${issuerPath}/interaction/${interaction.uid}` },
+      loadExistingGrant: createLoadExistingGrant(this.rememberedGrants),
+      // RFC 6749 §1.5: refresh tokens for every client registered with the refresh_token grant,
+      // not only when offline_access was granted (oidc-provider's default): without it the token
+      // expires with the user's session (OIDC Core §11), with it it outlives the session.
+      issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
       // Every refresh rotates the refresh token; presenting a rotated one again revokes the grant.
       rotateRefreshToken: () => true,
       renderError,
@@ -677,6 +710,17 @@ export class OidcProviderHolder {
 
     const provider = new ProviderClass(this.issuer, configuration);
     provider.proxy = parts.trustProxy;
+    if (new URL(parts.publicUrl).protocol === 'https:') {
+      // Browsers reach an https public URL over TLS, which Gatehouse never terminates itself:
+      // its cookies are Secure (RFC 6265 §4.1.2.5) even when the proxy in front is not trusted
+      // to say so (GATEHOUSE_TRUST_PROXY). oidc-provider marks its cookies Secure when
+      // ctx.secure (the session's) or when Koa's cookie jar thinks the request secure (the rest).
+      provider.use(async (ctx, next) => {
+        Object.defineProperty(ctx, 'secure', { value: true, configurable: true });
+        (ctx as unknown as { cookies: { secure: boolean } }).cookies.secure = true;
+        await next();
+      });
+    }
 
     // Secrets are stored as argon2id hashes: `clientSecret` holds the hash (oidc-clients.ts).
     Object.defineProperty(provider.Client.prototype, 'compareClientSecret', {

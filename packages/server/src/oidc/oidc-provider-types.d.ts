@@ -43,6 +43,7 @@ declare module 'oidc-provider' {
     readonly redirectUris: readonly string[];
     readonly [metadata: string]: unknown;
     compareClientSecret(actual: string): Promise<boolean> | boolean;
+    grantTypeAllowed(grantType: string): boolean;
   }
 
   /** The Client class: Gatehouse overrides `compareClientSecret` on its prototype. */
@@ -65,6 +66,8 @@ declare module 'oidc-provider' {
   export interface ResourceServer {
     readonly audience?: string;
     readonly scope: string;
+    /** `scope` as a set. */
+    readonly scopes: Set<string>;
     readonly accessTokenTTL?: number;
     identifier(): string;
   }
@@ -104,23 +107,78 @@ declare module 'oidc-provider' {
     instantiate(payload: JsonObject): T;
   }
 
-  /** lib/models/grant.js. */
-  export interface Grant {
+  /** The scopes and claims a grant holds, or has rejected (lib/models/grant.js). */
+  export interface GrantScopes {
+    openid?: { scope?: string; claims?: string[] };
+    /** Scopes by resource indicator, space-separated. */
+    resources?: Record<string, string>;
+  }
+
+  /** lib/models/grant.js: what an account allowed a client. `jti` is set by the first save. */
+  export interface Grant extends GrantScopes {
     readonly jti: string;
     readonly accountId?: string;
     readonly clientId?: string;
+    readonly iat?: number;
+    readonly exp?: number;
     readonly isExpired: boolean;
+    rejected?: GrantScopes;
     getOIDCScope(): string;
     getRejectedOIDCScope(): string;
     getResourceScope(resource: string): string;
     getRejectedResourceScope(resource: string): string;
+    addOIDCScope(scope: string): void;
+    addOIDCClaims(claims: string[]): void;
+    addResourceScope(resource: string, scope: string): void;
+    /** Saves the grant (its TTL is `ttl.Grant` from its first save); returns its id. */
+    save(): Promise<string>;
+  }
+
+  /** The Grant class. */
+  export interface GrantClass {
+    new (init: { accountId: string; clientId: string }): Grant;
+    find(id: string, options?: { ignoreExpiration?: boolean }): Promise<Grant | undefined>;
   }
 
   /** lib/models/session.js. */
   export interface Session {
+    readonly uid: string;
     readonly accountId?: string;
     grantIdFor(clientId: string): string | undefined;
   }
+
+  /**
+   * lib/models/interaction.js: a pending interaction (login or consent), as interactionDetails
+   * returns it.
+   */
+  export interface Interaction {
+    readonly uid: string;
+    /** Epoch seconds. */
+    readonly exp: number;
+    readonly returnTo: string;
+    readonly prompt: {
+      readonly name: string;
+      readonly reasons: readonly string[];
+      readonly details: {
+        readonly missingOIDCScope?: readonly string[];
+        readonly missingOIDCClaims?: readonly string[];
+        readonly missingResourceScopes?: Readonly<Record<string, readonly string[]>>;
+        readonly [detail: string]: unknown;
+      };
+    };
+    /** The authorization request's parameters (after defaults: `resource` holds the default). */
+    readonly params: Readonly<Record<string, unknown>>;
+    /** The signed-in account, when there is one. */
+    readonly session?: { readonly accountId: string; readonly uid?: string };
+    /** The grant the request found, when it had been saved. */
+    readonly grantId?: string;
+  }
+
+  /** What an interaction ends with (interactionResult). */
+  export type InteractionResult =
+    | { login: { accountId: string; remember?: boolean } }
+    | { consent: { grantId: string } }
+    | { error: string; error_description?: string };
 
   /** An account as findAccount returns it. */
   export interface Account {
@@ -134,6 +192,18 @@ declare module 'oidc-provider' {
     readonly params?: Readonly<Record<string, unknown>>;
     readonly client?: Client;
     readonly account?: Account;
+    readonly provider: Provider;
+    /** The signed-in session (authorization and resume routes). */
+    readonly session?: Session;
+    /** The interaction's result (resume route). */
+    readonly result?: { readonly consent?: { readonly grantId?: string } };
+    /** The request's resource servers, by indicator, as getResourceServerInfo described them. */
+    readonly resourceServers: Readonly<Record<string, ResourceServer>>;
+    /** The request's `scope`, as a set; and its OpenID scopes (those in `scopes`) only. */
+    readonly requestParamScopes: Set<string>;
+    readonly requestParamOIDCScopes: Set<string>;
+    /** Claims requested with the `claims` parameter. */
+    readonly requestParamClaims: Set<string>;
     readonly entities: {
       readonly Account?: Account;
       readonly AccessToken?: BaseToken;
@@ -212,6 +282,8 @@ declare module 'oidc-provider' {
     };
     extraTokenClaims?: (ctx: KoaContextWithOIDC | undefined, token: BaseToken) => Promise<JsonObject | undefined>;
     findAccount?: (ctx: KoaContextWithOIDC, sub: string, token?: BaseToken) => Promise<Account | undefined>;
+    loadExistingGrant?: (ctx: KoaContextWithOIDC) => Promise<Grant | undefined>;
+    issueRefreshToken?: (ctx: KoaContextWithOIDC, client: Client, code: BaseToken) => Promise<boolean> | boolean;
     interactions?: { url?: (ctx: KoaContextWithOIDC, interaction: { uid: string }) => Promise<string> | string };
     pkce?: JsonObject;
     renderError?: (ctx: KoaContextWithOIDC, out: Record<string, unknown>, error: unknown) => Promise<void>;
@@ -242,8 +314,27 @@ declare module 'oidc-provider' {
     readonly Client: ClientClass;
     readonly AccessToken: TokenClass;
     readonly ClientCredentials: TokenClass;
-    readonly Grant: { find(id: string, options?: { ignoreExpiration?: boolean }): Promise<Grant | undefined> };
-    readonly Session: { findByUid(uid: string): Promise<Session | undefined> };
+    readonly Grant: GrantClass;
+    readonly Session: {
+      findByUid(uid: string): Promise<Session | undefined>;
+      /** The session of the request's cookie (a new, unsaved one without an account when none). */
+      get(ctx: unknown): Promise<Session>;
+    };
+    /** A Koa context for a raw request (reads oidc-provider's signed cookies). */
+    createContext(req: IncomingMessage, res: ServerResponse): unknown;
+    /**
+     * The interaction of the request's interaction cookie. Throws an OIDCProviderError
+     * (`invalid_request`, SessionNotFound) when there is no cookie, no such interaction or its
+     * session is gone.
+     */
+    interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
+    /** Stores the interaction's result; returns the URL to resume the authorization at. */
+    interactionResult(
+      req: IncomingMessage,
+      res: ServerResponse,
+      result: InteractionResult,
+      options?: { mergeWithLastSubmission?: boolean },
+    ): Promise<string>;
     /** The context of the request being handled (AsyncLocalStorage), if any. */
     static readonly ctx: KoaContextWithOIDC | undefined;
     callback(): (req: IncomingMessage, res: ServerResponse) => Promise<void>;

@@ -11,7 +11,9 @@
  * from which it builds its endpoint URLs (helpers/oidc_context.js urlFor).
  *
  * Also served: `/.well-known/oauth-authorization-server/oidc`, where RFC 8414 §3.1 puts the
- * metadata of an issuer whose URL has a path (`{PUBLIC_URL}/oidc`).
+ * metadata of an issuer whose URL has a path (`{PUBLIC_URL}/oidc`); and, as Fastify routes of
+ * their own beside the provider's catch-all, the login, consent and grants pages under
+ * `/oidc/interaction/{uid}` and `/oidc/account/grants` (interaction-routes.ts).
  */
 
 import type { IncomingMessage } from 'node:http';
@@ -19,6 +21,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GatehouseApp } from '../http/build-app.js';
 import type { OidcAdapterClass } from './database-adapter.js';
 import { OidcProviderHolder, type OidcLogger, type OidcProviderParts } from './create-oidc-provider.js';
+import { registerInteractionRoutes, type InteractionRoutesOptions } from './interaction-routes.js';
 
 /** Where the token plane is mounted. */
 export const OIDC_PREFIX = '/oidc';
@@ -55,6 +58,8 @@ const PURGE_MAX_BATCHES = 20;
 export interface RegisterOidcOptions extends Omit<OidcProviderParts, 'log' | 'logFor'> {
   /** How often expired tokens, codes, sessions… are deleted (default 60 s; 0 turns it off). */
   purgeIntervalSeconds?: number;
+  /** Throttles of failed sign-ins (login-throttle.ts; defaults: 5 per account, 20 per address). */
+  loginThrottle?: InteractionRoutesOptions['loginThrottle'];
 }
 
 /**
@@ -64,7 +69,7 @@ export interface RegisterOidcOptions extends Omit<OidcProviderParts, 'log' | 'lo
  */
 export async function registerOidc(app: GatehouseApp, options: RegisterOidcOptions): Promise<OidcProviderHolder> {
   const requestLogs = new WeakMap<IncomingMessage, OidcLogger>();
-  const { purgeIntervalSeconds = DEFAULT_PURGE_INTERVAL_SECONDS, ...parts } = options;
+  const { purgeIntervalSeconds = DEFAULT_PURGE_INTERVAL_SECONDS, loginThrottle, ...parts } = options;
   if (!Number.isFinite(purgeIntervalSeconds) || purgeIntervalSeconds < 0) {
     throw new RangeError('purgeIntervalSeconds must be a finite number ≥ 0');
   }
@@ -86,6 +91,15 @@ export async function registerOidc(app: GatehouseApp, options: RegisterOidcOptio
     for (const path of [...OIDC_ROUTES, OAUTH_METADATA_PATH]) {
       scope.all(path, { schema: { hide: true } }, forward);
     }
+  });
+  // More specific than `/oidc/*`, so the router picks them for their paths.
+  await registerInteractionRoutes(app, {
+    holder,
+    users: parts.users,
+    catalog: parts.catalog,
+    clock: parts.clock ?? (() => new Date()),
+    prefix: OIDC_PREFIX,
+    ...(loginThrottle !== undefined ? { loginThrottle } : {}),
   });
   if (purgeIntervalSeconds > 0) {
     const purge = startOidcPurge(holder.Adapter, purgeIntervalSeconds * 1000, app.log);

@@ -5,7 +5,7 @@ import { startOidcNode, type OidcNode } from './oidc-fixture.js';
 
 const CATALOG = 'https://catalog.library.example';
 
-/** The parts of oidc-provider's models this test drives by hand (the login pages are not built yet). */
+/** The parts of oidc-provider's models this test drives by hand (code-flow.test.ts goes through the pages). */
 interface ProviderModels {
   Client: { find(id: string): Promise<unknown> };
   Grant: new (init: { accountId: string; clientId: string }) => {
@@ -46,7 +46,7 @@ domains:
   /**
    * An access token as the code flow issues it — a Grant for alice and library-web, then an
    * AccessToken for the API with `openid email book:delete` — made directly with oidc-provider's
-   * models, since the login and consent pages do not exist yet.
+   * models, to test userinfo alone (code-flow.test.ts goes through the login and consent pages).
    */
   async function codeFlowToken(): Promise<{ token: string; grant: InstanceType<ProviderModels['Grant']> }> {
     const provider = (await node.holder.current()).provider as unknown as ProviderModels;
