@@ -41,7 +41,7 @@ async function main(): Promise<void> {
       );
     }
     await applyConfig(gh.store, parsed, { ctx: { actor: OPERATOR } });
-    await gh.catalog.reload(gh.store.db);
+    await gh.reload();
     const domain = gh.catalog.catalog.domains.get(DOMAIN);
     if (domain === undefined) throw new Error(`domain ${DOMAIN} is not in the catalog after apply`);
     await gh.app.listen({ host: '127.0.0.1', port: 0 });

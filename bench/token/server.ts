@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     }
     // The stores' default hasher: argon2id with the OWASP parameters, as in production.
     await applyConfig(gh.store, parsed, { ctx: { actor: OPERATOR } });
-    await gh.catalog.reload(gh.store.db);
+    await gh.reload();
     await gh.app.listen({ host: '127.0.0.1', port });
     serveParent(cleanup);
     await send({

@@ -56,6 +56,11 @@ export interface Gatehouse {
   readonly pdp: PdpService;
   /** The OpenID Connect provider mounted at `/oidc` (docs/oidc.md). */
   readonly oidc: OidcProviderHolder;
+  /**
+   * Reloads the catalog and the directory whole from the database, in one snapshot: for writes
+   * made to the database behind this node's back (operator commands on a SQLite file, tests).
+   */
+  reload(): Promise<void>;
   /** Closes the app, the change listener and the database. */
   close(): Promise<void>;
 }
@@ -180,6 +185,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       pdpAudience,
       pdp,
       oidc: oidc as OidcProviderHolder,
+      reload: () => reloadEverything(database.db, catalog, directory, app.log),
       async close() {
         if (closed) return;
         closed = true;

@@ -87,8 +87,7 @@ export async function startPdpFixture(): Promise<PdpFixture> {
   const parsed = parseConfigFile('pdp.yaml', PDP_CONFIG);
   if (parsed.issues.length > 0) throw new Error(parsed.issues.map((i) => `${i.line}: ${i.message}`).join('\n'));
   await applyConfig(gh.store, parsed, { ctx: { actor: OPERATOR }, hasher: cheapHasher() });
-  await gh.catalog.reload(gh.store.db);
-  await gh.directory.reload(gh.store.db);
+  await gh.reload();
   await gh.management.replaceRole(
     { principal: OPERATOR },
     'sys.auth',
