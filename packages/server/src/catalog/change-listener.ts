@@ -69,9 +69,11 @@ export const CHANGE_FEED_LIMITS = {
   heartbeatTimeoutMs: 10_000,
 } as const;
 
-const silentLog: ChangeLog = { info: () => undefined, warn: () => undefined };
+/** A log that writes nothing. */
+export const silentLog: ChangeLog = { info: () => undefined, warn: () => undefined };
 
-const realTimers: ChangeTimers = {
+/** setTimeout and clearTimeout, unref'd. */
+export const realTimers: ChangeTimers = {
   setTimeout: (run, ms) => {
     const t = setTimeout(run, ms);
     // A pending retry alone never keeps the process alive; the server (or a test) does.

@@ -8,7 +8,14 @@
 
 import type { ServerConfig } from '../config/load-config.js';
 import { CatalogHolder } from '../catalog/catalog-holder.js';
-import { reloadEverything, startChangeListener, type ChangeListener } from '../catalog/change-listener.js';
+import { AuditPoller } from '../catalog/audit-poller.js';
+import {
+  ChangeApplier,
+  reloadEverything,
+  startChangeListener,
+  storeChangeSource,
+  type ChangeListener,
+} from '../catalog/change-listener.js';
 import { Directory } from '../catalog/directory.js';
 import { buildApp, type BuildAppOptions, type GatehouseApp } from '../http/build-app.js';
 import { authenticateBearer } from '../http/authenticate-bearer.js';
@@ -74,6 +81,11 @@ export interface CreateGatehouseOptions {
    * pass a cheap one; production never should.
    */
   hasher?: SecretHasher;
+  /**
+   * SQLite: how often the audit trail is read for writes made by other processes (default 1 s);
+   * 0 never reads it (tests that write behind the node's back on purpose).
+   */
+  auditPollIntervalMs?: number;
 }
 
 /** Builds a node from its configuration; nothing listens until `app.listen`. */
@@ -124,6 +136,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       onDecision: (domain, allowed, count) => metrics?.countDecision(domain, allowed, count),
     });
     let changeListener: ChangeListener | undefined;
+    let auditPoller: AuditPoller | undefined;
     let oidc: OidcProviderHolder | undefined;
     const app = await buildApp({
       config,
@@ -148,6 +161,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
         // serve`), the listener stops with it, before the database does.
         a.addHook('onClose', async () => {
           await changeListener?.stop();
+          await auditPoller?.stop();
         });
       },
     });
@@ -164,6 +178,29 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
           log: app.log,
         });
       } else {
+        // One node per SQLite file, but operator commands (`gatehouse apply`…) may write to it
+        // while the node runs: follow the audit trail (docs/scale-out.md).
+        if (options.auditPollIntervalMs !== 0) {
+          auditPoller = new AuditPoller({
+            db: database.db,
+            applier: new ChangeApplier({
+              catalog,
+              directory,
+              source: storeChangeSource({
+                db: database.db,
+                catalog,
+                directory,
+                users: management.users,
+                services: management.services,
+                log: app.log,
+              }),
+              log: app.log,
+            }),
+            ...(options.auditPollIntervalMs !== undefined ? { intervalMs: options.auditPollIntervalMs } : {}),
+            log: app.log,
+          });
+        }
+        await auditPoller?.start();
         await reloadEverything(database.db, catalog, directory, app.log);
       }
     } catch (err) {

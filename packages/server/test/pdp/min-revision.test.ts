@@ -13,7 +13,7 @@ const ctx = { actor: 'test' };
 
 let f: PdpFixture;
 beforeAll(async () => {
-  f = await startPdpFixture();
+  f = await startPdpFixture({ followAudit: false });
 });
 afterAll(() => f.close());
 

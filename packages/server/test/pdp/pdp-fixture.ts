@@ -78,11 +78,14 @@ export interface PdpFixture {
 }
 
 /** Starts a node over a fresh SQLite file, applies PDP_CONFIG, and makes user.root a super admin. */
-export async function startPdpFixture(): Promise<PdpFixture> {
+export async function startPdpFixture(options: { followAudit?: boolean } = {}): Promise<PdpFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pdp-'));
   const gh = await createGatehouse(loadConfig({ GATEHOUSE_DATABASE_URL: `sqlite:${join(dir, 'g.db')}` }), {
     logger: false,
     hasher: cheapHasher(),
+    // Tests that write behind the node's back (min_revision) must not see the audit poller pick
+    // the write up first.
+    ...(options.followAudit === false ? { auditPollIntervalMs: 0 } : {}),
   });
   const parsed = parseConfigFile('pdp.yaml', PDP_CONFIG);
   if (parsed.issues.length > 0) throw new Error(parsed.issues.map((i) => `${i.line}: ${i.message}`).join('\n'));
