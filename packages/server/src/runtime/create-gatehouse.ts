@@ -93,7 +93,12 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
   const clock = options.clock ?? (() => new Date());
   // Importing oidc-provider takes a few hundred milliseconds: overlap it with opening the database.
   void loadOidcProvider().catch(() => undefined);
-  const database = await openDatabase(config.database);
+  // The app's logger exists only once the app is built; a lost connection before that is not logged.
+  let log: Pick<GatehouseApp['log'], 'warn'> | undefined;
+  const database = await openDatabase(config.database, {
+    onIdleConnectionError: (err) =>
+      log?.warn({ err }, 'database: an idle connection was lost; the next query opens a new one'),
+  });
   try {
     const store = new Store(database, { clock });
     await ensureReservedDomains(store);
@@ -166,6 +171,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       },
     });
     metrics = app.metrics;
+    log = app.log;
     try {
       if (config.database.kind === 'postgres') {
         changeListener = await startChangeListener({

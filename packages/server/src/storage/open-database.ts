@@ -28,6 +28,8 @@ export interface OpenDatabaseOptions {
   migrate?: boolean;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /** PostgreSQL: told when an idle pooled connection dies (it is dropped; the node goes on). */
+  onIdleConnectionError?: (err: Error) => void;
 }
 
 /** Thrown when the migrations fail; the database is left as the last successful one left it. */
@@ -62,6 +64,10 @@ export async function openDatabase(
       max: options.poolSize ?? 10,
       ...(location.schema ? { options: `-c search_path=${location.schema}` } : {}),
     });
+    // An idle pooled connection that dies (a server restart, a failover, pg_terminate_backend)
+    // is reported as an 'error' event on the pool; without a listener Node ends the process. The
+    // pool has dropped that client already, and the next query opens a fresh connection.
+    pool.on('error', (err) => options.onIdleConnectionError?.(err));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   const open: OpenDatabase = { db, kind: location.kind, close: () => db.destroy() };
