@@ -6,10 +6,56 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  sql,
+  SqliteDialect,
+  type DatabaseIntrospector,
+  type DatabaseMetadata,
+  type SchemaMetadata,
+  type TableMetadata,
+} from 'kysely';
 import pg from 'pg';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
+
+/**
+ * What Kysely's migrator asks of PostgreSQL (does the migrations table exist?), answered from
+ * the session's search path only. Kysely's own introspector lists every table of every schema,
+ * calling has_schema_privilege() and pg_get_serial_sequence() on each: slow on a database with
+ * many schemas, and failing ("schema … does not exist") when another schema is dropped while it
+ * reads — which made concurrent test suites, or installations sharing a database, fail to start.
+ */
+class SearchPathIntrospector implements DatabaseIntrospector {
+  constructor(private readonly db: Kysely<unknown>) {}
+
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const { rows } = await sql<{ name: string }>`select nspname as name from pg_catalog.pg_namespace`.execute(this.db);
+    return rows;
+  }
+
+  async getTables(): Promise<TableMetadata[]> {
+    const { rows } = await sql<{ name: string; schema: string; kind: string }>`
+      select c.relname as name, n.nspname as schema, c.relkind as kind
+      from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p', 'v', 'm') and n.nspname = any (current_schemas(false))`.execute(this.db);
+    // The migrator needs names only; columns are not read.
+    return rows.map((r) => ({ name: r.name, schema: r.schema, isView: r.kind === 'v' || r.kind === 'm', columns: [] }));
+  }
+
+  async getMetadata(): Promise<DatabaseMetadata> {
+    return { tables: await this.getTables() };
+  }
+}
+
+/** PostgreSQL with the SearchPathIntrospector. */
+class GatehousePostgresDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new SearchPathIntrospector(db);
+  }
+}
 
 /** Where the database is. */
 export type DatabaseLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; schema?: string };
@@ -68,7 +114,7 @@ export async function openDatabase(
     // is reported as an 'error' event on the pool; without a listener Node ends the process. The
     // pool has dropped that client already, and the next query opens a fresh connection.
     pool.on('error', (err) => options.onIdleConnectionError?.(err));
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<Database>({ dialect: new GatehousePostgresDialect({ pool }) });
   }
   const open: OpenDatabase = { db, kind: location.kind, close: () => db.destroy() };
   if (options.migrate !== false) {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { onServer, pgUrl } from '../freshness/freshness-fixture.js';
+import { createSchema, onServer, pgUrl } from '../freshness/freshness-fixture.js';
 import { openDatabase } from '../../src/storage/open-database.js';
 
 // A killed PostgreSQL connection (a restart, a failover, an administrator's pg_terminate_backend)
@@ -28,6 +28,36 @@ describePg('a PostgreSQL database whose idle connections are killed', () => {
       expect(after.rows[0]?.pid).not.toBe(pid);
     } finally {
       await open.close();
+    }
+  });
+});
+
+describePg('migrations on a PostgreSQL database shared by several schemas', () => {
+  it('look only at the schema they run in, so other schemas coming and going never disturb them', async () => {
+    const mine = await createSchema('introspect');
+    // Schemas created and dropped all the while, as concurrent test suites (or other
+    // installations in the same database) do.
+    let churning = true;
+    const churn = (async () => {
+      for (let i = 0; churning; i++) {
+        const other = await createSchema(`churn${i}`);
+        await onServer(`create table ${other.name}.t (id serial primary key)`);
+        await other.drop();
+      }
+    })();
+    try {
+      const open = await openDatabase({ kind: 'postgres', url: pgUrl as string, schema: mine.name });
+      try {
+        const tables = await open.db.introspection.getTables();
+        expect(new Set(tables.map((t) => t.schema))).toEqual(new Set([mine.name]));
+        expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['domains', 'kysely_migration']));
+      } finally {
+        await open.close();
+      }
+    } finally {
+      churning = false;
+      await churn;
+      await mine.drop();
     }
   });
 });
