@@ -5,8 +5,7 @@
  * the key type of Gatehouse's default `token` keys, served by `node:http` with
  * `provider.callback()` on 127.0.0.1 at a free port. It is sent the very request Gatehouse is sent
  * (same client_id, scopes and resource); what differs is everything Gatehouse adds: its database,
- * argon2id secrets (cached), client and API lookups, policy-decided scopes, claims and the record
- * of every token.
+ * argon2id secrets (cached), client and API lookups, policy-decided scopes and claims.
  *
  * oidc-provider is imported as packages/server/src/oidc/load-oidc-provider.ts does it, with its
  * Node.js 20 "Unsupported runtime" notice caught; its notice about the development-only in-memory

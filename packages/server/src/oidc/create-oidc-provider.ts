@@ -13,8 +13,9 @@
  * - resource servers (RFC 8707): our APIs and the server's own audiences; which requested scopes
  *   each principal gets is a policy decision (token-claims.ts), made again at every token request;
  * - token claims: `domain`, `roles`, `groups`, `permissions`, with `exp` capped by the memberships
- *   they carry; JWT access tokens are recorded (jwt-access-tokens.ts) so that introspection,
- *   revocation and userinfo accept them;
+ *   they carry; grant-bound JWT access tokens are recorded, client-credentials ones checked
+ *   against a revocation list (jwt-access-tokens.ts), so that introspection, revocation and
+ *   userinfo accept them;
  * - accounts: our users; ID token and userinfo claims `sub name email email_verified` by scope plus
  *   `org_id`, `roles`, `features`;
  * - grants: remembered per account and client, granted without consent to first-party clients,
@@ -193,7 +194,7 @@ export class OidcProviderHolder {
   readonly secretCache: ClientSecretCache;
   /** oidc-provider's Node.js runtime notice, if it printed one (load-oidc-provider.ts). */
   readonly runtimeNotice: string | undefined;
-  /** The JWT access token records. */
+  /** JWT access tokens: the records of grant-bound ones, the revocation list. */
   readonly jwtAccessTokens: JwtAccessTokenStore;
   /** Clients and services by client_id (briefly remembered, see ClientLookup). */
   readonly clients: ClientLookup;
@@ -244,11 +245,18 @@ export class OidcProviderHolder {
       clock: this.#clock,
       ...(parts.clientCacheTtlMs !== undefined ? { ttlMs: parts.clientCacheTtlMs } : {}),
     });
+    const clients = this.clients;
     this.jwtAccessTokens = new JwtAccessTokenStore({
       Adapter: this.Adapter,
       keys: parts.keys,
       issuer: this.issuer,
       clock: this.#clock,
+      // The same lookup as the token endpoint's: a deleted client, or one of a disabled domain,
+      // is not found; an OAuth client may have lost the grant.
+      clientMayUseClientCredentials: async (clientId) => {
+        const grantTypes = (await clients.find(clientId, false))?.grant_types as readonly string[] | undefined;
+        return grantTypes?.includes('client_credentials') === true;
+      },
     });
   }
 

@@ -1,6 +1,19 @@
-import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type CryptoKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+  type CryptoKey,
+} from 'jose';
 import * as client from 'openid-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mintAccessToken } from '../../src/keys/access-tokens.js';
+import { CLOCK_TOLERANCE_SECONDS } from '../../src/oidc/create-oidc-provider.js';
+import { createDatabaseAdapter } from '../../src/oidc/database-adapter.js';
+import { REVOKED_ACCESS_TOKEN_MODEL } from '../../src/oidc/jwt-access-tokens.js';
 import { TEST_DATABASE_KINDS } from '../storage/test-databases.js';
 import { operator, startOidcNode, type OidcNode } from './oidc-fixture.js';
 
@@ -109,6 +122,25 @@ describe.each(TEST_DATABASE_KINDS)('the token plane on $name: client credentials
 
   function jwks(): ReturnType<typeof createRemoteJWKSet> {
     return createRemoteJWKSet(new URL(`${node.issuer}/jwks`));
+  }
+
+  /** The rows of `model` in oidc_payloads. */
+  function rowsOf(model: string): Promise<{ id: string; expires_at: number | null }[]> {
+    return node.database.open.db
+      .selectFrom('oidc_payloads')
+      .select(['id', 'expires_at'])
+      .where('model', '=', model)
+      .execute();
+  }
+
+  /** Introspects `token` as `clientId` with fetch: the exact status and body. */
+  async function introspectRaw(token: string, clientId: string, secret: string): Promise<[number, unknown]> {
+    const res = await fetch(`${node.issuer}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic(clientId, secret) },
+      body: new URLSearchParams({ token }),
+    });
+    return [res.status, await res.json()];
   }
 
   // OpenID Connect Discovery 1.0 §4; RFC 8414 §3 (the path-inserted URL for an issuer with a path).
@@ -360,16 +392,54 @@ describe.each(TEST_DATABASE_KINDS)('the token plane on $name: client credentials
       groups: ['library:group.robots'],
       permissions: [{ book: { '*': ['read'] } }],
     });
+    // A client-credentials token has no record: the JWT stands for itself.
+    expect(await rowsOf('ClientCredentials')).toEqual([]);
     await client.tokenRevocation(config, tokens.access_token);
     expect(await client.tokenIntrospection(config, tokens.access_token)).toEqual({ active: false });
     // Revoking again, or revoking garbage, is still 200 (RFC 7009 §2.2).
     await client.tokenRevocation(config, tokens.access_token);
     await client.tokenRevocation(config, 'eyJhbGciOiJub25lIn0.e30.x');
+    expect((await rowsOf(REVOKED_ACCESS_TOKEN_MODEL)).map((r) => r.id)).toEqual([payload.jti]);
   });
 
-  // The records of tokens issued together are written together (one statement): each token
-  // is handed out only once its record is stored, so every one introspects at once.
-  it('records every one of many tokens issued at once', async () => {
+  // The revocation list keeps a revoked jti until the token expires, then the purge removes it.
+  it('keeps a revoked token’s jti on the revocation list until its exp, and purges it after', async () => {
+    const tokens = await tokenFor('library.temp', client.ClientSecretBasic(SECRETS.temp), {
+      resource: CATALOG,
+      scope: 'book:update',
+    });
+    const { jti, exp } = decodeJwt(tokens.access_token) as { jti: string; exp: number };
+    const config = await discover('library.temp', client.ClientSecretBasic(SECRETS.temp));
+    const other = await tokenFor('library.temp', client.ClientSecretBasic(SECRETS.temp), {
+      resource: CATALOG,
+      scope: 'book:update',
+    });
+    await client.tokenRevocation(config, tokens.access_token);
+    expect(await client.tokenIntrospection(config, tokens.access_token)).toEqual({ active: false });
+    // Only the revoked token is refused: its client's other tokens stay active.
+    expect(await client.tokenIntrospection(config, other.access_token)).toMatchObject({ active: true });
+    const [row] = await rowsOf(REVOKED_ACCESS_TOKEN_MODEL);
+    expect(row?.id).toBe(jti);
+    // Its exp (capped by the temps membership, ~90 s) plus the adapter's clock tolerance.
+    expect(Math.abs(Number(row!.expires_at) - (exp + CLOCK_TOLERANCE_SECONDS) * 1000)).toBeLessThan(2000);
+
+    const at = (ms: number) =>
+      createDatabaseAdapter(node.database.open.db, {
+        clock: () => new Date(ms),
+        clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
+      });
+    const beforeExp = at(exp * 1000 - 1000);
+    expect(await beforeExp.purgeExpired(1000)).toBe(0);
+    expect(await new beforeExp(REVOKED_ACCESS_TOKEN_MODEL).find(jti)).toMatchObject({ jti, exp });
+    const afterExp = at((exp + CLOCK_TOLERANCE_SECONDS + 1) * 1000);
+    expect(await new afterExp(REVOKED_ACCESS_TOKEN_MODEL).find(jti)).toBeUndefined();
+    expect(await afterExp.purgeExpired(1000)).toBe(1);
+    expect(await rowsOf(REVOKED_ACCESS_TOKEN_MODEL)).toEqual([]);
+  });
+
+  // Client-credentials tokens are not stored: many issued at once all introspect, and the token
+  // endpoint wrote nothing for them.
+  it('introspects every one of many tokens issued at once, without a record for any', async () => {
     const responses = await Promise.all(
       Array.from({ length: 40 }, () =>
         postToken(
@@ -385,12 +455,101 @@ describe.each(TEST_DATABASE_KINDS)('the token plane on $name: client credentials
     const config = await discover('library.indexer', client.ClientSecretBasic(SECRETS.indexer));
     const answers = await Promise.all(tokens.map((t) => client.tokenIntrospection(config, t)));
     expect(answers.every((a) => a.active === true && a.sub === 'library.indexer')).toBe(true);
-    const rows = await node.database.open.db
-      .selectFrom('oidc_payloads')
-      .select('id')
-      .where('model', '=', 'ClientCredentials')
-      .execute();
-    expect(rows).toHaveLength(40);
+    expect(await rowsOf('ClientCredentials')).toEqual([]);
+    expect(await rowsOf('AccessToken')).toEqual([]);
+  });
+
+  // A token without a record is active only while its client may still get one.
+  it('reports the tokens of a deleted service, or of a disabled domain’s service, inactive', async () => {
+    const temp = await tokenFor('library.temp', client.ClientSecretBasic(SECRETS.temp), {
+      resource: CATALOG,
+      scope: 'book:update',
+    });
+    const indexer = await discover('library.indexer', client.ClientSecretBasic(SECRETS.indexer));
+    expect(await client.tokenIntrospection(indexer, temp.access_token)).toMatchObject({
+      active: true,
+      sub: 'library.temp',
+    });
+    await node.management.deleteService(operator, 'library', 'temp', undefined);
+    expect(await client.tokenIntrospection(indexer, temp.access_token)).toEqual({ active: false });
+
+    // A disabled domain's clients cannot introspect at all; the store itself refuses the token.
+    const robot = await tokenFor('shop.robot', client.ClientSecretBasic(SECRETS.robot), {
+      resource: 'urn:gatehouse:shop',
+    });
+    const store = node.holder.jwtAccessTokens;
+    expect(await store.find(robot.access_token)).toMatchObject({ kind: 'ClientCredentials', stored: false });
+    await node.management.updateDomain(operator, 'shop', { enabled: false }, undefined);
+    expect(await store.find(robot.access_token)).toBeUndefined();
+    await node.management.updateDomain(operator, 'shop', { enabled: true }, undefined);
+    expect(await store.find(robot.access_token)).toMatchObject({ stored: false });
+  });
+
+  // RFC 7662 §2.2: whatever is wrong with a token, the answer is {active: false}, never an error.
+  it('reports forged, unsigned, foreign and wrong-issuer JWTs inactive, with 200', async () => {
+    const real = (await tokenFor('library.indexer', client.ClientSecretBasic(SECRETS.indexer))).access_token;
+    const [header, body, signature] = real.split('.') as [string, string, string];
+    const claims = decodeJwt(real);
+    const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const key = await node.keys.currentSigningKey('token');
+    const foreign = await generateKeyPair('EdDSA');
+    const sign = (payload: Record<string, unknown>, privateKey: unknown, typ = 'at+jwt'): Promise<string> =>
+      new SignJWT(payload).setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ }).sign(privateKey as CryptoKey);
+    const now = Math.floor(Date.now() / 1000);
+    const forged = [
+      // alg none, and no signature at all.
+      `${b64({ alg: 'none', typ: 'at+jwt' })}.${body}.x`,
+      `${b64({ alg: 'none', typ: 'at+jwt' })}.${body}.`,
+      // The claims changed under the real signature (more permissions).
+      `${header}.${b64({ ...claims, permissions: [{ book: { '*': ['read', 'delete'] } }] })}.${signature}`,
+      // The same claims signed by a key that is not ours, under our kid.
+      await sign({ ...claims }, foreign.privateKey),
+      // Our key, but another issuer, another typ, or expired.
+      await sign({ ...claims, iss: 'https://elsewhere.example/oidc' }, key.privateKey),
+      await sign({ ...claims }, key.privateKey, 'JWT'),
+      await sign({ ...claims, iat: now - 120, exp: now - 60 }, key.privateKey),
+      // Not a JWT.
+      'a.b.c',
+      `${header}.${body}`,
+    ];
+    for (const token of forged) {
+      expect(await introspectRaw(token, 'library.indexer', SECRETS.indexer)).toEqual([200, { active: false }]);
+    }
+    // Re-signed with our key, the same claims are a token this server could have issued: active.
+    const resigned = await sign({ ...claims, jti: 'resigned-1' }, key.privateKey);
+    expect(await introspectRaw(resigned, 'library.indexer', SECRETS.indexer)).toEqual([
+      200,
+      expect.objectContaining({ active: true, jti: 'resigned-1' }),
+    ]);
+  });
+
+  // A grant-bound token (sub: the user) without its record has been revoked: it never passes
+  // for a client-credentials token, whatever its signature.
+  it('reports a user’s token without a record inactive, even signed with our key', async () => {
+    const token = await mintAccessToken(node.keys, {
+      issuer: node.issuer,
+      subject: 'user.alice',
+      audience: CATALOG,
+      ttlSeconds: 600,
+      clientId: 'library.indexer',
+      scope: 'book:read',
+      claims: { domain: 'library' },
+    });
+    expect(await introspectRaw(token, 'library.indexer', SECRETS.indexer)).toEqual([200, { active: false }]);
+  });
+
+  // docs/oidc.md "Introspection and revocation": operator tokens carry no client_id and no
+  // domain, so no client passes the rule of who may introspect them — not even their subject.
+  it('reports `gatehouse token` operator tokens inactive to every client', async () => {
+    const token = await mintAccessToken(node.keys, {
+      issuer: node.issuer,
+      subject: 'library.indexer',
+      audience: `${node.base}/v1`,
+      ttlSeconds: 600,
+    });
+    expect(await node.holder.jwtAccessTokens.find(token)).toMatchObject({ stored: false, sub: 'library.indexer' });
+    expect(await introspectRaw(token, 'library.indexer', SECRETS.indexer)).toEqual([200, { active: false }]);
+    expect(await introspectRaw(token, 'library.temp', SECRETS.temp)).toEqual([200, { active: false }]);
   });
 
   it('lets the token’s own domain introspect it, refuses other domains, and lets only its client revoke it', async () => {
