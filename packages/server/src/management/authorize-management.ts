@@ -10,8 +10,11 @@
 
 import { decide, type Catalog } from '@gatehouse/engine';
 
-/** A management action. */
-export type ManagementAction = 'read' | 'create' | 'update' | 'delete';
+/**
+ * A management action; `bundle.read` (on `D:bundle`) fetches the domain's signed policy bundle
+ * (docs/bundles.md).
+ */
+export type ManagementAction = 'read' | 'create' | 'update' | 'delete' | 'bundle.read';
 
 /** The domain of super admins. */
 export const SUPER_ADMIN_DOMAIN = 'sys.auth';

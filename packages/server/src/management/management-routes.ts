@@ -9,6 +9,7 @@
 import { NAME_LIMITS } from '@gatehouse/engine';
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify';
 import { Type, type Static, type TSchema } from 'typebox';
+import { BUNDLE_MEDIA_TYPE } from '../bundles/bundle-service.js';
 import type { GatehouseApp } from '../http/build-app.js';
 import { badRequest, problemResponses, ProblemError } from '../http/problem.js';
 import { API_LIMITS } from '../storage/api-store.js';
@@ -139,6 +140,16 @@ export function parseIfMatch(header: string | undefined): number | undefined {
   // A revision past what the database can hold was never handed out: it can only be stale.
   const n = Number(m[1]);
   return n > 2_147_483_647 ? -1 : n;
+}
+
+/**
+ * True when `If-None-Match` (RFC 9110 §13.1.2) matches `etag`: `*`, or a list naming it (weak
+ * comparison, so `W/"3"` matches `"3"`).
+ */
+export function ifNoneMatchMatches(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }
 
 function withEtag<T extends { revision: number }>(reply: FastifyReply, record: T): T {
@@ -686,6 +697,28 @@ export function registerManagementRoutes(
       return reply.type('application/yaml').send(yaml);
     },
   );
+
+  // ---- signed policy bundles (api.md §4, docs/bundles.md) --------------------------------------
+  app.get(
+    '/v1/domains/:domain/bundle',
+    {
+      schema: {
+        tags: TAGS.domains,
+        summary: 'The domain’s signed policy bundle: a JWS (General JSON Serialization), application/jose+json',
+        params: DomainParams,
+        headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1024 })) }),
+        response: { 200: Type.String(), 304: Type.Null(), ...errors, ...problemResponses(500, 503) },
+      },
+    },
+    async (request, reply) => {
+      const bundle = await service.getBundle(await authenticate(request), request.params.domain);
+      const etag = `"${bundle.revision}"`;
+      void reply.header('etag', etag).header('cache-control', 'private, no-cache');
+      if (ifNoneMatchMatches(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
+      return reply.type(BUNDLE_MEDIA_TYPE).send(bundle.body);
+    },
+  );
+
   const Plan = Type.Object({
     applied: Type.Boolean(),
     changes: Type.Array(

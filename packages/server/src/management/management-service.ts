@@ -9,10 +9,11 @@
 import { formatFileIssues, parseConfigFile, type CompiledDomain, type MemberEntry } from '@gatehouse/engine';
 import { applyConfig, type ApplyResult } from '../apply/apply-config.js';
 import { configToYaml, exportConfig } from '../apply/export-config.js';
+import type { BundleService, SignedBundle } from '../bundles/bundle-service.js';
 import type { CatalogHolder } from '../catalog/catalog-holder.js';
 import type { Directory } from '../catalog/directory.js';
 import { storageProblem } from '../http/handle-error.js';
-import { badRequest, forbidden, ProblemError, serviceUnavailable } from '../http/problem.js';
+import { badRequest, forbidden, notFound, ProblemError, serviceUnavailable } from '../http/problem.js';
 import type { KeyPurpose, KeyService, PublicJwks } from '../keys/key-service.js';
 import { ApiStore, type ApiInput, type ApiPatch, type ApiRecord } from '../storage/api-store.js';
 import { listAudit, type AuditEvent } from '../storage/audit-log.js';
@@ -65,6 +66,8 @@ export interface ManagementParts {
   resources?: ResourceStore;
   /** The signing keys whose public halves `/v1/keys` publishes; without it those calls are 503. */
   keys?: KeyService;
+  /** Signs the policy bundles `/v1/domains/{d}/bundle` serves; without it those calls are 503. */
+  bundles?: BundleService;
   /** Told of every management decision (for the decisions metric). */
   onDecision?: (domain: string, allowed: boolean) => void;
   /** The node's directory of users and services, kept current by the writes made here. */
@@ -111,6 +114,7 @@ export class ManagementService {
   readonly apis: ApiStore;
   readonly resources: ResourceStore;
   readonly keys: KeyService | undefined;
+  readonly bundles: BundleService | undefined;
   /** The directory this service keeps current (absent: none is kept). */
   readonly directory: Directory | undefined;
 
@@ -129,6 +133,7 @@ export class ManagementService {
     this.apis = parts.apis ?? new ApiStore(store);
     this.resources = parts.resources ?? new ResourceStore(store);
     this.keys = parts.keys;
+    this.bundles = parts.bundles;
     this.directory = parts.directory;
   }
 
@@ -709,6 +714,23 @@ export class ManagementService {
       throw serviceUnavailable('keys.unavailable', 'this server was started without its signing keys');
     }
     return this.keys.publicJwks(purpose);
+  }
+
+  // ---- policy bundles --------------------------------------------------------------------------
+
+  /**
+   * The signed policy bundle of `domain` at the revision this node holds (docs/bundles.md), for
+   * whoever may `bundle.read` on `D:bundle`. 404 when this node holds no such domain; 503
+   * `bundles.unavailable` when built without a bundle service.
+   */
+  async getBundle(caller: Caller, domain: string): Promise<SignedBundle> {
+    this.require(caller, 'bundle.read', domain, 'bundle');
+    if (this.bundles === undefined) {
+      throw serviceUnavailable('bundles.unavailable', 'this server was started without its bundle signer');
+    }
+    const bundle = await this.bundles.bundle(domain);
+    if (bundle === undefined) throw notFound('domain.not_found', `domain "${domain.toLowerCase()}" does not exist`);
+    return bundle;
   }
 
   // ---- audit, export, import -------------------------------------------------------------------

@@ -21,6 +21,7 @@ import { buildApp, type BuildAppOptions, type GatehouseApp } from '../http/build
 import { authenticateBearer } from '../http/authenticate-bearer.js';
 import { AccessTokenVerifier } from '../keys/access-tokens.js';
 import { KeyService } from '../keys/key-service.js';
+import { BundleService } from '../bundles/bundle-service.js';
 import { registerManagementRoutes } from '../management/management-routes.js';
 import { ManagementService } from '../management/management-service.js';
 import { registerPdpRoutes } from '../pdp/pdp-routes.js';
@@ -123,6 +124,7 @@ export async function createGatehouse(config: ServerConfig, options: CreateGateh
       apis: new ApiStore(store),
       resources: new ResourceStore(store),
       keys,
+      bundles: new BundleService({ catalog, keys, ttlSeconds: config.bundleTtlSeconds, clock }),
       directory,
     });
     const issuer = `${config.publicUrl}/oidc`;
