@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { batches, DOMAIN, DOMAIN_SHAPE, evaluationBody, evaluations, PEP_PRINCIPAL } from './domain.js';
 import type { ChildMessage, GatehouseReady, ParentMessage, Usage } from './protocol.js';
+import { int, median, ms, pct, percentile, positive, table } from '../shared/bench-tools.js';
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 const HELLO = fileURLToPath(new URL('./hello-server.ts', import.meta.url));
@@ -49,16 +50,6 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-
-function positive(name: string, text: string, integer: boolean, zero = false): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0 || (n === 0 && !zero)) {
-    throw new Error(
-      `--${name}: expected a ${zero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}, got "${text}"`,
-    );
-  }
-  return n;
-}
 
 const options = {
   durationS: positive('duration', values.duration, false),
@@ -317,11 +308,6 @@ interface Figures {
   serverRssMb: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 /** One autocannon run of `s` for `seconds`; latencies are kept at full resolution (autocannon's own histogram has 1 ms steps). */
 async function run(s: Scenario, child: ServerChild, token: string, seconds: number): Promise<Figures> {
   const u0 = await child.usage();
@@ -374,12 +360,6 @@ async function run(s: Scenario, child: ServerChild, token: string, seconds: numb
   };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
 /** The median of every numeric figure over the rounds; counts are summed. */
 function combine(runs: Figures[]): Figures {
   const pick = (f: (x: Figures) => number): number => median(runs.map(f));
@@ -407,17 +387,6 @@ function combine(runs: Figures[]): Figures {
 }
 
 // ---- output --------------------------------------------------------------------------------------
-
-const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
-const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '—');
-const pct = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(0)}%` : '—');
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
-    .join('\n');
-}
 
 interface Target {
   what: string;

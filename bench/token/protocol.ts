@@ -1,7 +1,11 @@
 /**
- * The messages between the token benchmark (run.ts) and its server children, over IPC. The
- * helpers are those of bench/pdp/protocol.ts (duplicated: the two benchmarks' messages differ).
+ * The messages between the token benchmark (run.ts) and its server children, over IPC (the
+ * helpers are bench/shared's).
  */
+
+import type { Usage } from '../shared/bench-tools.js';
+
+export { send, serveParent, type ParentMessage, type Usage } from '../shared/bench-tools.js';
 
 /** What a server child reports once it listens. */
 export interface ServerReady {
@@ -22,57 +26,4 @@ export interface ServerReady {
   providerVersion: string;
 }
 
-/** The child's CPU time and memory so far (an answer to `usage`). */
-export interface Usage {
-  type: 'usage';
-  /** process.cpuUsage(): user and system µs. */
-  userUs: number;
-  systemUs: number;
-  rssMb: number;
-}
-
 export type ChildMessage = ServerReady | Usage | { type: 'error'; message: string };
-
-/** `usage`: answer with a Usage; `stop`: close and exit (writing a --cpu-prof profile). */
-export type ParentMessage = { type: 'usage' } | { type: 'stop' };
-
-/** Answers `usage` and `stop` from the parent; exits when the parent goes away. */
-export function serveParent(close: () => Promise<void>): void {
-  let exiting = false;
-  const exit = async (): Promise<void> => {
-    if (exiting) return;
-    exiting = true;
-    try {
-      await close();
-    } finally {
-      // process.exit (not a kill) lets --cpu-prof write its profile.
-      process.exit(0);
-    }
-  };
-  process.on('message', (m: ParentMessage) => {
-    if (m.type === 'usage') {
-      const cpu = process.cpuUsage();
-      const answer: Usage = {
-        type: 'usage',
-        userUs: cpu.user,
-        systemUs: cpu.system,
-        rssMb: process.memoryUsage().rss / (1024 * 1024),
-      };
-      process.send?.(answer);
-    } else if (m.type === 'stop') {
-      void exit();
-    }
-  });
-  process.on('disconnect', () => void exit());
-}
-
-/** Sends `message` to the parent and waits until it is handed over. */
-export function send(message: ChildMessage): Promise<void> {
-  return new Promise((resolve) => {
-    if (process.send) process.send(message, () => resolve());
-    else {
-      process.stdout.write(`${JSON.stringify(message)}\n`);
-      resolve();
-    }
-  });
-}

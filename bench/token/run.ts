@@ -43,6 +43,7 @@ import {
   TOKEN_TTL_SECONDS,
 } from './domain.js';
 import type { ChildMessage, ParentMessage, ServerReady, Usage } from './protocol.js';
+import { int, median, ms, pct, percentile, positive, table } from '../shared/bench-tools.js';
 
 const GATEHOUSE_SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 const BARE_SERVER = fileURLToPath(new URL('./bare-server.ts', import.meta.url));
@@ -68,16 +69,6 @@ const { values } = parseArgs({
   },
   strict: true,
 });
-
-function positive(name: string, text: string, integer: boolean, zero = false): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0 || (n === 0 && !zero)) {
-    throw new Error(
-      `--${name}: expected a ${zero ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}, got "${text}"`,
-    );
-  }
-  return n;
-}
 
 if (values.database !== 'sqlite' && values.database !== 'postgres') {
   throw new Error(`--database: sqlite or postgres, got "${values.database}"`);
@@ -346,11 +337,6 @@ interface Figures {
   serverRssMb: number;
 }
 
-function percentile(values: Float64Array, p: number): number {
-  if (values.length === 0) return Number.NaN;
-  return values[Math.min(values.length - 1, Math.ceil((p / 100) * values.length) - 1)]!;
-}
-
 /** One autocannon run against `child` for `seconds`; latencies kept at full resolution (autocannon's histogram has 1 ms steps). */
 async function run(child: ServerChild, connections: number, seconds: number): Promise<Figures> {
   const { ready } = child;
@@ -405,12 +391,6 @@ async function run(child: ServerChild, connections: number, seconds: number): Pr
   };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
 /** The median of every numeric figure over the rounds; counts are summed. */
 function combine(runs: Figures[]): Figures {
   const pick = (f: (x: Figures) => number): number => median(runs.map(f));
@@ -459,17 +439,6 @@ function cpuShareOfBare(runs: Figures[], bare: Figures[] | undefined): number {
 }
 
 // ---- output --------------------------------------------------------------------------------------
-
-const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
-const ms = (n: number): string => (Number.isFinite(n) ? n.toFixed(n < 10 ? 2 : 1) : '—');
-const pct = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(0)}%` : '—');
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows
-    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
-    .join('\n');
-}
 
 interface Target {
   what: string;
